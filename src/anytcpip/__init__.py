@@ -1,0 +1,61 @@
+"""anytcpip: lsst.ts.tcpip's clients and one-client servers on anyio.
+
+The same code runs on asyncio (also with uvloop) and on trio, and every
+background task lives in a task group that the object owns.
+"""
+
+from ._base import BaseClientOrServer as BaseClientOrServer
+from ._client import Client as Client
+from ._constants import DEFAULT_ENCODING as DEFAULT_ENCODING
+from ._constants import DEFAULT_LIMIT as DEFAULT_LIMIT
+from ._constants import DEFAULT_LINGER as DEFAULT_LINGER
+from ._constants import DEFAULT_LOCALHOST as DEFAULT_LOCALHOST
+from ._constants import DEFAULT_MAX_HEARTBEAT_INTERVAL as DEFAULT_MAX_HEARTBEAT_INTERVAL
+from ._constants import (
+    DEFAULT_MONITOR_CONNECTION_INTERVAL as DEFAULT_MONITOR_CONNECTION_INTERVAL,
+)
+from ._constants import DEFAULT_TERMINATOR as DEFAULT_TERMINATOR
+from ._constants import HEARTBEAT as HEARTBEAT
+from ._constants import KEEPALIVE_INTERVAL as KEEPALIVE_INTERVAL
+from ._constants import KEEPALIVE_PROBES as KEEPALIVE_PROBES
+from ._constants import KEEPALIVE_TIME as KEEPALIVE_TIME
+from ._constants import LOCAL_HOST as LOCAL_HOST
+from ._constants import LOCALHOST_IPV4 as LOCALHOST_IPV4
+from ._constants import LOCALHOST_IPV6 as LOCALHOST_IPV6
+from ._constants import TERMINATOR as TERMINATOR
+from ._exceptions import IncompleteReadError as IncompleteReadError
+from ._exceptions import LimitOverrunError as LimitOverrunError
+from ._one_client_server import OneClientServer as OneClientServer
+from ._oneshot import OneShot as OneShot
+from ._streams import close_stream as close_stream
+from ._streams import read_into as read_into
+from ._streams import write_from as write_from
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "DEFAULT_ENCODING",
+    "DEFAULT_LIMIT",
+    "DEFAULT_LINGER",
+    "DEFAULT_LOCALHOST",
+    "DEFAULT_MAX_HEARTBEAT_INTERVAL",
+    "DEFAULT_MONITOR_CONNECTION_INTERVAL",
+    "DEFAULT_TERMINATOR",
+    "HEARTBEAT",
+    "KEEPALIVE_INTERVAL",
+    "KEEPALIVE_PROBES",
+    "KEEPALIVE_TIME",
+    "LOCALHOST_IPV4",
+    "LOCALHOST_IPV6",
+    "LOCAL_HOST",
+    "TERMINATOR",
+    "BaseClientOrServer",
+    "Client",
+    "IncompleteReadError",
+    "LimitOverrunError",
+    "OneClientServer",
+    "OneShot",
+    "close_stream",
+    "read_into",
+    "write_from",
+)

@@ -1,0 +1,656 @@
+"""BaseClientOrServer: state, callbacks, lifecycle and the read/write API."""
+
+from __future__ import annotations
+
+import abc
+import codecs
+import ctypes
+import inspect
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ._connection import WRITE_HIGH_WATER, Connection
+from ._constants import (
+    DEFAULT_ENCODING,
+    DEFAULT_LIMIT,
+    DEFAULT_LINGER,
+    DEFAULT_MONITOR_CONNECTION_INTERVAL,
+    DEFAULT_TERMINATOR,
+)
+from ._oneshot import OneShot
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover
+    from typing_extensions import Self
+
+__all__ = ("BaseClientOrServer", "ConnectCallbackType")
+
+ConnectCallbackType = Callable[[Any], Awaitable[None]]
+
+#: The object whose background task is running (inherited by the tasks it
+#: starts); lets close() know it was called from one of the object's own tasks.
+_current_owner: ContextVar[object | None] = ContextVar("anytcpip_owner", default=None)
+
+
+def _is_async_callable(obj: Any) -> bool:
+    if inspect.iscoroutinefunction(obj):
+        return True
+    call = getattr(obj, "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call)
+
+
+def _check_terminator(terminator: Any) -> bytes:
+    if not isinstance(terminator, bytes):
+        raise ValueError(f"terminator={terminator!r} must be bytes")
+    if not terminator:
+        raise ValueError("terminator must not be empty")
+    return terminator
+
+
+def _check_encoding(encoding: Any) -> str:
+    if not isinstance(encoding, str):
+        raise ValueError(f"encoding={encoding!r} must be a str")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+    return encoding
+
+
+class BaseClientOrServer(abc.ABC):
+    """The part shared by :class:`Client` and the servers: connection state,
+    the connect callback, the lifecycle and every read and write method.
+
+    Parameters
+    ----------
+    log : logging.Logger
+        Logger; the object logs to a child of it.
+    connect_callback : async callable or None, optional
+        Called as ``await connect_callback(self)`` once per change of
+        :attr:`connected`: after connecting, and after the connection is lost or
+        closed. Calls strictly alternate and never overlap. An exception raised
+        by it is logged and otherwise ignored.
+    monitor_connection_interval : float, optional
+        If positive (the default), a background task watches the connection
+        continuously, so a peer's close or reset is noticed within milliseconds
+        even when nobody is reading; no polling is involved, so the value is not
+        a period. If zero or negative, it is noticed only by reads and writes.
+    name : str, optional
+        Name used in log messages.
+    encoding : str, optional
+        Encoding used by :meth:`read_str`, :meth:`write_str`, :meth:`read_json`
+        and :meth:`write_json`.
+    terminator : bytes, optional
+        Terminator used by those four methods.
+    limit : int, optional
+        The longest message (excluding its separator) that :meth:`readuntil`,
+        :meth:`readline`, :meth:`read_str` and :meth:`read_json` accept;
+        64 KiB by default.
+    linger : float, optional
+        The longest time :meth:`close` spends letting the peer take what was
+        written and finish its side of the connection (seconds).
+
+    Raises
+    ------
+    TypeError
+        If ``connect_callback`` is not None and not an async callable.
+    ValueError
+        If ``terminator`` is not non-empty bytes, ``encoding`` is unknown, or
+        ``limit`` or ``linger`` is out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        log: logging.Logger,
+        connect_callback: ConnectCallbackType | None = None,
+        monitor_connection_interval: float = DEFAULT_MONITOR_CONNECTION_INTERVAL,
+        name: str = "",
+        encoding: str = DEFAULT_ENCODING,
+        terminator: bytes = DEFAULT_TERMINATOR,
+        limit: int = DEFAULT_LIMIT,
+        linger: float = DEFAULT_LINGER,
+    ) -> None:
+        if connect_callback is not None and not _is_async_callable(connect_callback):
+            raise TypeError(
+                f"connect_callback={connect_callback!r} must be an async function"
+            )
+        if not isinstance(log, logging.Logger):
+            raise TypeError(f"log={log!r} must be a logging.Logger")
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit={limit!r} must be a positive int")
+        if not linger >= 0:
+            raise ValueError(f"linger={linger!r} must be >= 0")
+        self._encoding = _check_encoding(encoding)
+        self._terminator = _check_terminator(terminator)
+        self.name = name
+        self.log = log.getChild(f"{type(self).__name__}({name})" if name else type(self).__name__)
+        self.__connect_callback = connect_callback
+        self.monitor_connection_interval = monitor_connection_interval
+        self.limit = limit
+        self.linger = linger
+        #: True from connecting until close at this end (``close`` for a client,
+        #: ``close_client`` for a server).
+        self.should_be_connected = False
+        #: Done once connected (client) or listening (server).
+        self.start_task = OneShot("start_task")
+        #: Done once closed.
+        self.done_task = OneShot("done_task")
+        self._conn: Connection | None = None
+        self._was_connected = False
+        self._started = False
+        self._closing = False
+        self._close_requested: anyio.Event | None = None
+        self._inner: anyio.abc.TaskGroup | None = None
+
+    # ----------------------------------------------------------- attributes
+
+    @property
+    def encoding(self) -> str:
+        """Encoding for the str and JSON methods (settable between messages)."""
+        return self._encoding
+
+    @encoding.setter
+    def encoding(self, encoding: str) -> None:
+        self._encoding = _check_encoding(encoding)
+
+    @property
+    def terminator(self) -> bytes:
+        """Terminator for the str and JSON methods (settable between messages)."""
+        return self._terminator
+
+    @terminator.setter
+    def terminator(self, terminator: bytes) -> None:
+        self._terminator = _check_terminator(terminator)
+
+    @property
+    def connected(self) -> bool:
+        """True while connected: False as soon as a hangup or reset is seen
+        (with monitoring on, whether or not anybody is reading)."""
+        conn = self._conn
+        return conn is not None and conn.is_open
+
+    # ------------------------------------------------------------ callbacks
+
+    async def call_connect_callback(self) -> None:
+        """Call the connect callback if :attr:`connected` changed since the last
+        call. Always safe to call; exceptions from the callback are logged."""
+        connected = self.connected
+        if connected == self._was_connected:
+            return
+        self._was_connected = connected
+        callback = self.__connect_callback
+        if callback is None:
+            return
+        try:
+            await callback(self)
+        except Exception:
+            self.log.exception("connect_callback failed")
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _inside(self) -> bool:
+        return _current_owner.get() is self
+
+    async def __aenter__(self) -> Self:
+        if self._started:
+            raise RuntimeError(f"{self!r} was already started; make a new one")
+        self.__cm = self.__run_cm()
+        await self.__cm.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self.__cm.__aexit__(*exc_info)
+
+    @asynccontextmanager
+    async def __run_cm(self) -> AsyncIterator[None]:
+        user_error: Exception | None = None
+        async with self._running():
+            try:
+                yield
+            except Exception as exc:
+                # Re-raised below, outside the task group, so that it comes out
+                # as it is rather than inside an ExceptionGroup.
+                user_error = exc
+        if user_error is not None:
+            raise user_error
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run in the caller's task group until :meth:`close`.
+
+        Use as ``await task_group.start(obj.run)``: that returns once connected
+        (client) or listening (server), or raises :exc:`OSError` if that failed,
+        with nothing left running.
+        """
+        if self._started:
+            raise RuntimeError(f"{self!r} was already started; make a new one")
+        async with self._running():
+            task_status.started()
+            assert self._close_requested is not None
+            await self._close_requested.wait()
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        """Open the connection or listeners, run the background tasks, and on exit
+        close and wait for them all."""
+        self._started = True
+        if self.done_task.done():
+            # A placeholder client, or closed before it was started.
+            yield
+            return
+        self._close_requested = anyio.Event()
+        try:
+            await self._open()
+        except BaseException as exc:
+            self.start_task.set_exception(exc)
+            self.done_task.set()
+            raise
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.__supervise)
+                await self._started_hook()
+                self.start_task.set()
+                try:
+                    yield
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        self._close_requested.set()
+                        await self.done_task
+        finally:
+            self.done_task.set()
+
+    async def __supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        _current_owner.set(self)
+        try:
+            async with anyio.create_task_group() as inner:
+                self._inner = inner
+                task_status.started()
+                try:
+                    assert self._close_requested is not None
+                    await self._close_requested.wait()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._teardown()
+                    inner.cancel_scope.cancel()
+        finally:
+            self._inner = None
+            self.done_task.set()
+
+    @abc.abstractmethod
+    async def _open(self) -> None:
+        """Connect or bind; raise OSError on failure having started nothing."""
+
+    @abc.abstractmethod
+    async def _started_hook(self) -> None:
+        """Start the first background work (the supervisor is running)."""
+
+    @abc.abstractmethod
+    async def _teardown(self) -> None:
+        """Close everything (shielded; the inner task group is still open)."""
+
+    async def _request_close(self) -> None:
+        """Ask the object to close; wait for it unless called from its own task."""
+        if self._close_requested is None:
+            # Never started: nothing to do but say so.
+            self._started = True
+            self.start_task.set_exception(ConnectionError("closed before it was started"))
+            self.done_task.set()
+            return
+        conn = self._conn
+        if conn is not None:
+            conn.close_here()
+        self._close_requested.set()
+        if not self._inside():
+            with anyio.CancelScope(shield=True):
+                await self.done_task
+
+    # --------------------------------------------------- per-connection task
+
+    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+        """Hook: the connection is up and the callback has run."""
+
+    def _on_disconnected(self) -> None:
+        """Hook: the connection was lost or closed; the callback is next."""
+
+    async def _serve_connection(
+        self,
+        conn: Connection,
+        stream: anyio.abc.ByteStream,
+        previous: Connection | None,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run one connection from callback to callback, then close it."""
+        _current_owner.set(self)
+        deadline = float("inf")
+        try:
+            if previous is not None:
+                await previous.done.wait()
+            stream = await self._prepare_stream(stream)
+            conn.stream = stream
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(conn.flusher)
+                self._conn = conn
+                self.should_be_connected = True
+                await self.call_connect_callback()
+                if conn.monitor and conn.is_open:
+                    tg.start_soon(conn.pump)
+                self._on_connected(tg)
+                task_status.started()
+                await conn.lost.wait()
+                self._on_disconnected()
+                await self.call_connect_callback()
+                deadline = anyio.current_time() + self.linger
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
+                    await conn.wait_flushed()
+                tg.cancel_scope.cancel()
+        except Exception as exc:
+            # Only a failed TLS handshake gets here (anything else is a bug and
+            # propagates through the task group).
+            if not isinstance(exc, OSError | anyio.BrokenResourceError | anyio.EndOfStream):
+                raise
+            self.log.warning("could not set up the connection from %s: %r", conn.peer, exc)
+            conn.set_error(exc)
+        finally:
+            if deadline == float("inf"):
+                deadline = anyio.current_time() + self.linger
+            await conn.finish_close(deadline)
+            if self._conn is conn and self._was_connected:
+                # Cancelled before the disconnect callback could run.
+                self._was_connected = False
+
+    async def _prepare_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
+        """Hook: wrap an accepted stream (TLS) before it is used."""
+        return stream
+
+    # ------------------------------------------------------------- reading
+
+    def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionError("not connected")
+        return conn
+
+    async def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes.
+
+        Parameters
+        ----------
+        n : int
+            The most bytes to return. If -1, wait until the peer closes the
+            connection and return everything it sent.
+
+        Returns
+        -------
+        data : bytes
+            At least one byte, or ``b""`` if the peer closed the connection while
+            this read was waiting.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        ValueError
+            If ``n`` is less than -1.
+        """
+        conn = self._connection()
+        if n == -1:
+            buffer = conn.buffer
+
+            def take_all_at_eof(waited: bool) -> bytes:
+                return buffer.take_all()
+
+            return await conn.read(lambda: None, take_all_at_eof)
+        if n < 0:
+            raise ValueError(f"n={n} must be -1 or >= 0")
+        if n == 0:
+            return b""
+        buffer = conn.buffer
+        if buffer and not conn.read_busy:
+            data = buffer.take_some(n)
+            conn.consumed()
+            return data
+        return await conn.read(lambda: buffer.take_some(n) or None, lambda waited: b"")
+
+    async def readexactly(self, n: int) -> bytes:
+        """Read exactly ``n`` bytes.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection first; ``partial`` holds what came.
+        ValueError
+            If ``n`` is negative.
+        """
+        if n < 0:
+            raise ValueError(f"n={n} must be >= 0")
+        conn = self._connection()
+        buffer = conn.buffer
+        if not conn.read_busy:
+            data = buffer.take_exactly(n)
+            if data is not None:
+                conn.consumed()
+                return data
+        return await conn.read(
+            lambda: buffer.take_exactly(n), lambda waited: _raise(buffer.incomplete(n))
+        )
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        """Read one message ending in ``separator``; the result keeps it.
+
+        Parameters
+        ----------
+        separator : bytes
+            The separator. The default is ``b"\\n"`` (as in asyncio), not
+            :attr:`terminator`.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection before the separator arrives.
+        LimitOverrunError
+            If the message is longer than the read limit. It is discarded
+            through its separator, so the next read returns the next message.
+        ValueError
+            If ``separator`` is empty.
+        """
+        if not separator:
+            raise ValueError("separator must not be empty")
+        return await self._read_message(separator, True, raise_at_eof=True)
+
+    async def readline(self) -> bytes:
+        """Read one line ending in ``b"\\n"``; the result keeps it.
+
+        If the peer closes the connection first, return what came (possibly
+        ``b""``), as :meth:`asyncio.StreamReader.readline` does.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        LimitOverrunError
+            If the line is longer than the read limit (it is discarded).
+        """
+        return await self._read_message(b"\n", True, raise_at_eof=False)
+
+    async def _read_message(self, sep: bytes, keep: bool, *, raise_at_eof: bool) -> bytes:
+        conn = self._connection()
+        buffer = conn.buffer
+        if not conn.read_busy:
+            data = buffer.take_until(sep, keep)
+            if data is not None:
+                conn.consumed()
+                return data
+
+        def at_eof(waited: bool) -> bytes:
+            if raise_at_eof:
+                raise buffer.incomplete(None)
+            return buffer.take_all()
+
+        return await conn.read(lambda: buffer.take_until(sep, keep), at_eof)
+
+    async def read_into(self, struct: ctypes.Structure) -> None:
+        """Read binary data into a :class:`ctypes.Structure`, in place.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection before the whole structure came.
+        """
+        conn = self._connection()
+        buffer = conn.buffer
+        if not conn.read_busy and buffer.take_into(struct):
+            conn.consumed()
+            return
+        size = ctypes.sizeof(struct)
+        await conn.read(
+            lambda: buffer.take_into(struct) or None,
+            lambda waited: _raise(buffer.incomplete(size)),
+        )
+
+    async def read_str(self) -> str:
+        """Read one message ending in :attr:`terminator`, strip the terminator
+        and decode it with :attr:`encoding` (strict).
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection before the terminator arrives.
+        LimitOverrunError
+            If the message is longer than the read limit (it is discarded).
+        UnicodeDecodeError
+            If the message cannot be decoded; it is consumed, and the next read
+            returns the next message.
+        """
+        conn = self._conn
+        terminator = self._terminator
+        if conn is not None and not conn.read_busy:
+            data = conn.buffer.take_until(terminator, False)
+            if data is not None:
+                conn.consumed()
+                return data.decode(self._encoding)
+        data = await self._read_message(terminator, False, raise_at_eof=True)
+        return data.decode(self._encoding)
+
+    async def read_json(self) -> Any:
+        """Read one message with :meth:`read_str` and decode it as JSON.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection before the terminator arrives.
+        LimitOverrunError
+            If the message is longer than the read limit (it is discarded).
+        json.JSONDecodeError
+            If the message is not JSON (its message includes the data); also
+            for nesting too deep to decode. The connection is still usable.
+        UnicodeDecodeError
+            If the message cannot be decoded.
+        """
+        data = await self.read_str()
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise json.JSONDecodeError(
+                f"{exc.msg}; data={data!r}", exc.doc, exc.pos
+            ) from None
+        except RecursionError:
+            raise json.JSONDecodeError(
+                f"nesting too deep to decode; data={data[:200]!r}", data, 0
+            ) from None
+
+    # ------------------------------------------------------------- writing
+
+    async def write(self, data: bytes) -> None:
+        """Write ``data``.
+
+        When this returns, all of ``data`` is queued on the connection, after
+        everything written before it and before anything written after it,
+        and will be sent without waiting for anything else the caller does
+        (:meth:`close` delivers it too). It waits first if much is still unsent
+        (backpressure). If it raises, none of ``data`` was queued.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected (never connected, closed, or the peer's close or
+            a failure has been noticed).
+        """
+        if type(data) is not bytes:
+            data = bytes(data)
+        conn = self._conn
+        if conn is None or conn.out_len >= WRITE_HIGH_WATER or not conn.is_open:
+            conn = self._connection()
+            await conn.wait_writable()
+        if data:
+            conn.queue(data)
+
+    async def writelines(self, lines: Iterable[bytes]) -> None:
+        """Write an iterable of bytes, as one message.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        """
+        await self.write(b"".join(lines))
+
+    async def write_from(self, *structs: ctypes.Structure) -> None:
+        """Write one or more :class:`ctypes.Structure`, as one message.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        """
+        await self.write(b"".join([bytes(s) for s in structs]))
+
+    async def write_str(self, line: str) -> None:
+        """Encode ``line`` with :attr:`encoding` (strict), append
+        :attr:`terminator` and write it.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        UnicodeEncodeError
+            If ``line`` cannot be encoded; nothing is written.
+        """
+        await self.write(line.encode(self._encoding) + self._terminator)
+
+    async def write_json(self, data: Any) -> None:
+        """Encode ``data`` as JSON and write it with :meth:`write_str`.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        TypeError
+            If ``data`` cannot be encoded as JSON; nothing is written.
+        UnicodeEncodeError
+            If the JSON text cannot be encoded; nothing is written.
+        """
+        await self.write_str(json.dumps(data))
+
+
+def _raise(exc: BaseException) -> Any:
+    raise exc

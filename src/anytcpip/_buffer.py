@@ -1,0 +1,174 @@
+"""The receive buffer: framing, separator search and the read limit, without I/O.
+
+Everything here is synchronous and consumes bytes only when it can return a
+whole result, which is what makes a cancelled read lose nothing: a read that is
+cancelled while it waits for more data has taken nothing out of the buffer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from ._exceptions import IncompleteReadError, LimitOverrunError
+
+__all__ = ("ReceiveBuffer",)
+
+# Compact the bytearray once this many consumed bytes sit at its front and they
+# are more than half of it; below that, slicing from an offset is cheaper.
+_COMPACT_AT = 1 << 16
+
+
+class ReceiveBuffer:
+    """Bytes received and not yet read.
+
+    Parameters
+    ----------
+    limit : int
+        The longest message (excluding its separator) that the separator-based
+        reads accept.
+    """
+
+    __slots__ = ("_buf", "_discard_sep", "_discarded", "_pos", "_scan", "_scan_sep", "limit")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit={limit} must be positive")
+        self.limit = limit
+        self._buf = bytearray()
+        self._pos = 0
+        # Where the search for _scan_sep can resume (positions before it hold
+        # no separator).
+        self._scan = 0
+        self._scan_sep = b""
+        # Set while the rest of an over-long message is being thrown away.
+        self._discard_sep: bytes | None = None
+        self._discarded = 0
+
+    def __len__(self) -> int:
+        return len(self._buf) - self._pos
+
+    def __bool__(self) -> bool:
+        return len(self._buf) > self._pos
+
+    @property
+    def discarding(self) -> bool:
+        """True while the tail of an over-limit message is being discarded."""
+        return self._discard_sep is not None
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        buf = self._buf
+        if self._pos:
+            if self._pos == len(buf):
+                buf.clear()
+                self._pos = self._scan = 0
+            elif self._pos >= _COMPACT_AT and self._pos * 2 > len(buf):
+                del buf[: self._pos]
+                self._scan = max(0, self._scan - self._pos)
+                self._pos = 0
+        buf += data
+        if self._discard_sep is not None:
+            self._discard()
+
+    def clear(self) -> None:
+        """Throw away everything buffered (and stop any discarding)."""
+        self._buf.clear()
+        self._pos = self._scan = 0
+        self._discard_sep = None
+
+    def _discard(self) -> None:
+        sep = self._discard_sep
+        assert sep is not None
+        buf = self._buf
+        idx = buf.find(sep, self._pos)
+        if idx >= 0:
+            self._discarded += idx + len(sep) - self._pos
+            self._pos = idx + len(sep)
+            self._discard_sep = None
+        else:
+            # Keep what could be the start of the separator.
+            keep = len(sep) - 1
+            start = max(self._pos, len(buf) - keep)
+            self._discarded += start - self._pos
+            self._pos = start
+        self._scan = self._pos
+
+    def _take(self, end: int) -> bytes:
+        data = bytes(self._buf[self._pos : end])
+        self._pos = end
+        return data
+
+    def take_all(self) -> bytes:
+        """Remove and return everything buffered."""
+        return self._take(len(self._buf))
+
+    def take_some(self, n: int) -> bytes:
+        """Remove and return up to ``n`` bytes (``b""`` if empty)."""
+        end = min(len(self._buf), self._pos + n)
+        return self._take(end)
+
+    def take_exactly(self, n: int) -> bytes | None:
+        """Remove and return ``n`` bytes, or return None if fewer are buffered."""
+        end = self._pos + n
+        if end > len(self._buf):
+            return None
+        return self._take(end)
+
+    def take_into(self, struct: ctypes.Structure) -> bool:
+        """Fill ``struct`` from the buffer; return False if too few bytes."""
+        size = ctypes.sizeof(struct)
+        end = self._pos + size
+        if end > len(self._buf):
+            return False
+        ctypes.memmove(ctypes.addressof(struct), bytes(self._buf[self._pos : end]), size)
+        self._pos = end
+        return True
+
+    def take_until(self, sep: bytes, keep_sep: bool = True) -> bytes | None:
+        """Remove and return one message ending in ``sep``.
+
+        Returns None if no whole message is buffered yet.
+
+        Raises
+        ------
+        LimitOverrunError
+            If the message, without ``sep``, is longer than ``limit``. The message
+            is consumed through ``sep``; if ``sep`` has not arrived yet, the rest
+            of the message is discarded as it arrives.
+        """
+        buf = self._buf
+        pos = self._pos
+        if self._scan_sep is not sep:
+            self._scan_sep = sep
+            self._scan = pos
+        start = max(pos, self._scan - len(sep) + 1)
+        idx = buf.find(sep, start)
+        limit = self.limit
+        if idx < 0:
+            self._scan = len(buf)
+            if len(buf) - pos - (len(sep) - 1) > limit:
+                self._discard_sep = sep
+                self._discarded = 0
+                self._discard()
+                raise LimitOverrunError(
+                    f"message longer than the limit of {limit} bytes; discarding it"
+                    f" through its separator {sep!r}",
+                    self._discarded,
+                )
+            return None
+        end = idx + len(sep)
+        self._scan = end
+        if idx - pos > limit:
+            self._pos = end
+            raise LimitOverrunError(
+                f"message of {idx - pos} bytes is longer than the limit of {limit} bytes;"
+                " discarded",
+                end - pos,
+            )
+        data = bytes(buf[pos : end if keep_sep else idx])
+        self._pos = end
+        return data
+
+    def incomplete(self, expected: int | None) -> IncompleteReadError:
+        """Consume everything buffered and return the error that reports it."""
+        return IncompleteReadError(self.take_all(), expected)

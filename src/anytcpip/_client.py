@@ -1,0 +1,180 @@
+"""Client: a TCP/IP client with an optional heartbeat sender."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ._base import BaseClientOrServer, ConnectCallbackType
+from ._connection import Connection
+from ._constants import (
+    DEFAULT_ENCODING,
+    DEFAULT_MONITOR_CONNECTION_INTERVAL,
+    DEFAULT_TERMINATOR,
+    HEARTBEAT,
+)
+from ._streams import configure_socket
+
+__all__ = ("Client",)
+
+_OWN_KWARGS = ("limit", "linger")
+
+
+def _refused(exc: OSError) -> OSError:
+    """anyio reports several failed attempts as one OSError; if every attempt
+    was refused, say so with ConnectionRefusedError."""
+    if isinstance(exc, ConnectionRefusedError):
+        return exc
+    group = exc.__cause__
+    if isinstance(group, BaseExceptionGroup) and all(
+        isinstance(e, ConnectionRefusedError) for e in group.exceptions
+    ):
+        new = ConnectionRefusedError(*group.exceptions[0].args)
+        new.__cause__ = exc
+        return new
+    return exc
+
+
+class Client(BaseClientOrServer):
+    """A TCP/IP client.
+
+    ``async with Client(host, port, log) as client:`` connects before the body
+    runs and closes on exit; ``await task_group.start(client.run)`` connects and
+    keeps the client running in your task group until :meth:`close`. A client
+    connects once: make a new one to reconnect.
+
+    Parameters
+    ----------
+    host : str or None
+        The server's host name or IP address. ``""`` makes a placeholder that is
+        already closed: ``start_task`` and ``done_task`` are done and
+        :attr:`connected` is False.
+    port : int or None
+        The server's port.
+    log : logging.Logger
+        Logger.
+    connect_callback, monitor_connection_interval, name, encoding, terminator
+        See :class:`BaseClientOrServer`.
+    run_heartbeat_send_task : bool, optional
+        Write ``HEARTBEAT + terminator`` on connecting and then every
+        ``heartbeat_send_sleep`` seconds while connected.
+    heartbeat_send_sleep : float, optional
+        Seconds between heartbeats.
+    **kwargs
+        ``limit`` and ``linger`` (see :class:`BaseClientOrServer`); everything
+        else goes to :func:`anyio.connect_tcp` (``tls``, ``ssl_context``,
+        ``tls_hostname``, ``tls_standard_compatible``, ``local_host``,
+        ``happy_eyeballs_delay``).
+
+    Raises
+    ------
+    TypeError
+        If ``connect_callback`` is synchronous.
+    ValueError
+        For a bad ``terminator``, ``encoding``, ``port`` or
+        ``heartbeat_send_sleep``.
+    """
+
+    def __init__(
+        self,
+        host: str | None,
+        port: int | None,
+        log: logging.Logger,
+        connect_callback: ConnectCallbackType | None = None,
+        monitor_connection_interval: float = DEFAULT_MONITOR_CONNECTION_INTERVAL,
+        name: str = "",
+        encoding: str = DEFAULT_ENCODING,
+        terminator: bytes = DEFAULT_TERMINATOR,
+        run_heartbeat_send_task: bool = False,
+        heartbeat_send_sleep: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        own = {key: kwargs.pop(key) for key in _OWN_KWARGS if key in kwargs}
+        super().__init__(
+            log=log,
+            connect_callback=connect_callback,
+            monitor_connection_interval=monitor_connection_interval,
+            name=name,
+            encoding=encoding,
+            terminator=terminator,
+            **own,
+        )
+        if host != "":
+            if port is None or not isinstance(port, int) or not 0 < port < 65536:
+                raise ValueError(f"port={port!r} must be an int in 1..65535")
+        if run_heartbeat_send_task and not heartbeat_send_sleep > 0:
+            raise ValueError(f"heartbeat_send_sleep={heartbeat_send_sleep!r} must be > 0")
+        #: The server's host, as given.
+        self.host = host
+        #: The server's port, as given.
+        self.port = port
+        self.run_heartbeat_send_task = run_heartbeat_send_task
+        self.heartbeat_send_sleep = heartbeat_send_sleep
+        self._connect_kwargs = kwargs
+        self._stream: anyio.abc.ByteStream | None = None
+        if host == "":
+            self.start_task.set()
+            self.done_task.set()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.host}:{self.port}>"
+
+    async def _open(self) -> None:
+        host = self.host if self.host is not None else "localhost"
+        assert self.port is not None
+        try:
+            stream = await anyio.connect_tcp(host, self.port, **self._connect_kwargs)
+        except OSError as exc:
+            raise _refused(exc) from exc.__cause__
+        configure_socket(stream)
+        self._stream = stream
+
+    async def _started_hook(self) -> None:
+        stream, self._stream = self._stream, None
+        assert stream is not None and self._inner is not None
+        conn = Connection(limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log)
+        conn.peer = f"{self.host}:{self.port}"
+        await self._inner.start(self._serve_connection, conn, stream, None)
+
+    async def _teardown(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn.close_here()
+            await conn.done.wait()
+
+    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+        if self.run_heartbeat_send_task:
+            tg.start_soon(self._send_heartbeats)
+
+    async def _send_heartbeats(self) -> None:
+        message = HEARTBEAT + self.terminator
+        try:
+            while True:
+                await self.write(message)
+                await anyio.sleep(self.heartbeat_send_sleep)
+        except ConnectionError:
+            pass
+
+    async def basic_close(self) -> None:
+        """Close the connection and set ``done_task`` done, without clearing
+        :attr:`should_be_connected` (so it shows the close was not asked for).
+
+        Safe to call at any time, from any task, any number of times."""
+        self.log.debug("closing")
+        await self._request_close()
+
+    async def close(self) -> None:
+        """Close the connection, clear :attr:`should_be_connected` and set
+        ``done_task`` done.
+
+        Called from outside, it returns once every task of the client has
+        finished and the last callback has run; called from the client's own
+        callback, it starts the close and returns. Bounded in time: at most
+        ``linger`` seconds are spent letting the server take what was written.
+        Safe to call at any time, from any task, any number of times.
+        """
+        self.should_be_connected = False
+        await self.basic_close()

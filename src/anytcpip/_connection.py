@@ -1,0 +1,357 @@
+"""One connection: the receive buffer and pump, the write queue, graceful close.
+
+How the pieces fit (see docs/design.rst for the long version):
+
+* **Receiving.** With monitoring on, a *pump* task owns the receive side: it
+  receives chunks into a :class:`~anytcpip._buffer.ReceiveBuffer` and wakes any
+  waiting reader. Because it is always waiting in ``receive()``, a peer's close
+  or reset is seen at once, read or no read. It stops receiving while more
+  than ``limit`` bytes are unread (unless a reader needs more), so a flooding
+  peer costs at most ``limit`` plus one chunk. With monitoring off, a reader
+  receives for itself. Either way bytes leave the buffer only when a whole
+  result can be returned, so a cancelled read consumes nothing.
+* **Writing.** ``write`` appends the whole message to a queue without yielding
+  and returns; a *flusher* task sends everything queued in one ``send``. So a
+  burst of small writes costs one system call, and messages from several
+  tasks never interleave. A writer waits (before queueing anything) while the
+  queue holds ``WRITE_HIGH_WATER`` bytes or more: that is the backpressure.
+* **Closing.** Flush what was written, half-close (TLS: close_notify), discard
+  what the peer still sends until its end-of-stream, then close; all of it
+  bounded by ``linger`` seconds, so a peer that never reads or never closes
+  cannot hold ``close()`` for longer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from ._buffer import ReceiveBuffer
+from ._exceptions import is_transport_error, to_connection_error
+
+__all__ = ("RECEIVE_CHUNK", "WRITE_HIGH_WATER", "Connection")
+
+T = TypeVar("T")
+
+#: Bytes asked for per ``receive()``.
+RECEIVE_CHUNK = 1 << 16
+
+#: A write waits while this many bytes are queued and not yet sent.
+WRITE_HIGH_WATER = 1 << 16
+
+
+class Connection:
+    """The state of one TCP or TLS connection, shared by reads and writes.
+
+    Parameters
+    ----------
+    limit : int
+        Read limit; also the amount of unread data past which the pump pauses.
+    monitor : bool
+        Run the pump (continuous monitoring). If False, reads receive directly.
+    log : logging.Logger
+        Where to log.
+    """
+
+    def __init__(self, *, limit: int, monitor: bool, log: logging.Logger) -> None:
+        self.stream: anyio.abc.ByteStream | None = None
+        self.buffer = ReceiveBuffer(limit)
+        self.monitor = monitor
+        self.log = log
+        self.peer = ""
+        # Why the connection is no longer usable (several can be true).
+        self.eof = False
+        self.error: BaseException | None = None
+        self.closed_here = False
+        # Set once the connection became unusable; set once the socket is
+        # closed and every task of the connection has finished.
+        self.lost = anyio.Event()
+        self.done = anyio.Event()
+        # Receive side.
+        self._read_lock = anyio.Lock(fast_acquire=True)
+        self._pump_running = False
+        self._reader_waiting = False
+        self._data_waiter: anyio.Event | None = None
+        self._space_waiter: anyio.Event | None = None
+        # Send side.
+        self._out: list[bytes] = []
+        self.out_len = 0
+        self._sending = False
+        self._flush_waiter: anyio.Event | None = None
+        self._drain_waiter: anyio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.peer} open={self.is_open}>"
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def is_open(self) -> bool:
+        """True until end-of-stream, a transport error, or close at this end."""
+        return not (self.eof or self.error is not None or self.closed_here)
+
+    @property
+    def read_busy(self) -> bool:
+        """True while a reader is waiting (later readers must queue behind it)."""
+        return self._read_lock.locked()
+
+    def _became_unusable(self) -> None:
+        self.lost.set()
+        self._wake_readers()
+        self._wake_writers()
+        if self._space_waiter is not None:
+            self._space_waiter.set()
+            self._space_waiter = None
+        if self._flush_waiter is not None:
+            self._flush_waiter.set()
+            self._flush_waiter = None
+
+    def set_eof(self) -> None:
+        if not self.eof:
+            self.eof = True
+            self._became_unusable()
+
+    def set_error(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+            self.log.debug("connection %s failed: %r", self.peer, exc)
+            self._out.clear()
+            self.out_len = 0
+            self._became_unusable()
+
+    def close_here(self) -> None:
+        """Mark closed at this end: every read and later write fails at once;
+        what was already written is still sent."""
+        if not self.closed_here:
+            self.closed_here = True
+            self.buffer.clear()
+            self._became_unusable()
+
+    def not_connected(self) -> ConnectionError:
+        """The error for an operation on a connection that is not usable."""
+        if self.closed_here:
+            return ConnectionError("not connected: the connection was closed at this end")
+        if self.error is not None:
+            err = ConnectionError(f"not connected: the connection failed: {self.error}")
+            err.__cause__ = self.error
+            return err
+        return ConnectionError("not connected: the peer closed the connection")
+
+    # --------------------------------------------------------------- receive
+
+    def _wake_readers(self) -> None:
+        waiter = self._data_waiter
+        if waiter is not None:
+            self._data_waiter = None
+            waiter.set()
+
+    def consumed(self) -> None:
+        """Let the pump go on if a read made room in the buffer."""
+        waiter = self._space_waiter
+        if waiter is not None and len(self.buffer) < self.buffer.limit:
+            self._space_waiter = None
+            waiter.set()
+
+    async def pump(self) -> None:
+        """Receive into the buffer until end-of-stream, failure or cancellation."""
+        stream = self.stream
+        assert stream is not None
+        buffer = self.buffer
+        self._pump_running = True
+        try:
+            while self.is_open:
+                while len(buffer) >= buffer.limit and not self._reader_waiting:
+                    waiter = self._space_waiter = anyio.Event()
+                    await waiter.wait()
+                    if not self.is_open:
+                        return
+                chunk = await stream.receive(1 << 16)
+                buffer.feed(chunk)
+                self._wake_readers()
+        except anyio.EndOfStream:
+            self.set_eof()
+        except Exception as exc:
+            if not is_transport_error(exc):
+                raise
+            self.set_error(to_connection_error(exc))
+        finally:
+            self._pump_running = False
+            self._wake_readers()
+
+    async def _receive_direct(self) -> None:
+        stream = self.stream
+        assert stream is not None
+        try:
+            chunk = await stream.receive(1 << 16)
+        except anyio.EndOfStream:
+            self.set_eof()
+        except Exception as exc:
+            if not is_transport_error(exc):
+                raise
+            self.set_error(to_connection_error(exc))
+        else:
+            self.buffer.feed(chunk)
+
+    async def _wait_for_data(self) -> None:
+        if self._pump_running:
+            self._reader_waiting = True
+            waiter = self._space_waiter
+            if waiter is not None:
+                self._space_waiter = None
+                waiter.set()
+            waiter = self._data_waiter
+            if waiter is None:
+                waiter = self._data_waiter = anyio.Event()
+            try:
+                await waiter.wait()
+            finally:
+                self._reader_waiting = False
+        else:
+            await self._receive_direct()
+
+    async def read(self, take: Callable[[], T | None], at_eof: Callable[[bool], T]) -> T:
+        """Return ``take()`` once it gives a result, waiting for data as needed.
+
+        ``take`` consumes from the buffer only when it returns a result.
+        At end-of-stream ``at_eof(waited)`` gives the result or raises; ``waited``
+        is True if this read was already waiting when the stream ended.
+        """
+        async with self._read_lock:
+            waited = False
+            while True:
+                result = take()
+                if result is not None:
+                    self.consumed()
+                    return result
+                if self.closed_here or self.error is not None:
+                    raise self.not_connected()
+                if self.eof:
+                    if not waited and not self.buffer:
+                        raise self.not_connected()
+                    return at_eof(waited)
+                await self._wait_for_data()
+                waited = True
+
+    async def probe(self) -> None:
+        """Give a pending end-of-stream or reset the chance to be noticed."""
+        if not self.is_open:
+            return
+        if self._pump_running:
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+                if not self.is_open:
+                    return
+        elif not self._read_lock.locked():
+            async with self._read_lock:
+                with anyio.move_on_after(0.01):
+                    await self._receive_direct()
+
+    # ------------------------------------------------------------------ send
+
+    def _wake_writers(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            waiter.set()
+
+    def queue(self, data: bytes) -> None:
+        """Queue ``data`` for the flusher (the caller checked ``is_open``)."""
+        self._out.append(data)
+        self.out_len += len(data)
+        waiter = self._flush_waiter
+        if waiter is not None:
+            self._flush_waiter = None
+            waiter.set()
+
+    async def wait_writable(self) -> None:
+        """Wait until a message may be queued; raise if the connection is unusable."""
+        while True:
+            if not self.is_open:
+                raise self.not_connected()
+            if self.out_len < WRITE_HIGH_WATER:
+                return
+            waiter = self._drain_waiter
+            if waiter is None:
+                waiter = self._drain_waiter = anyio.Event()
+            await waiter.wait()
+
+    async def flusher(self) -> None:
+        """Send whatever is queued, in order, until cancelled or the link fails."""
+        stream = self.stream
+        assert stream is not None
+        try:
+            while True:
+                out = self._out
+                if not out:
+                    self._wake_writers()
+                    if self.error is not None:
+                        return
+                    waiter = self._flush_waiter = anyio.Event()
+                    await waiter.wait()
+                    continue
+                data = out[0] if len(out) == 1 else b"".join(out)
+                self._out = []
+                self.out_len = 0
+                self._wake_writers()
+                self._sending = True
+                await stream.send(data)
+                self._sending = False
+        except Exception as exc:
+            if not is_transport_error(exc):
+                raise
+            self.set_error(to_connection_error(exc))
+        finally:
+            self._sending = False
+            self._wake_writers()
+
+    @property
+    def flushed(self) -> bool:
+        return not self._out and not self._sending
+
+    async def wait_flushed(self) -> None:
+        """Wait until everything queued has been handed to the kernel, or the
+        link failed."""
+        while not self.flushed and self.error is None:
+            waiter = self._drain_waiter
+            if waiter is None:
+                waiter = self._drain_waiter = anyio.Event()
+            await waiter.wait()
+
+    # ----------------------------------------------------------------- close
+
+    async def finish_close(self, deadline: float) -> None:
+        """Half-close, drain and close the stream (the pump and flusher must have
+        stopped). Shielded, and bounded by ``deadline`` (``anyio.current_time()``)."""
+        stream = self.stream
+        try:
+            if stream is None:
+                return
+            with anyio.CancelScope(shield=True):
+                if self.error is None:
+                    with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                        await self._goodbye(stream)
+                await anyio.aclose_forcefully(stream)
+        finally:
+            self.stream = None
+            self._became_unusable()
+            self.done.set()
+
+    async def _goodbye(self, stream: anyio.abc.ByteStream) -> None:
+        try:
+            if isinstance(stream, TLSStream):
+                await stream.aclose()
+                return
+            await stream.send_eof()
+            if not self.eof:
+                while True:
+                    await stream.receive(1 << 16)
+        except anyio.EndOfStream:
+            pass
+        except Exception as exc:
+            if not is_transport_error(exc):
+                raise

@@ -1,0 +1,252 @@
+"""OneClientServer: a TCP/IP server that serves one client at a time."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import ssl
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSStream
+
+from ._base import BaseClientOrServer, ConnectCallbackType
+from ._connection import Connection
+from ._constants import DEFAULT_ENCODING, DEFAULT_MONITOR_CONNECTION_INTERVAL, DEFAULT_TERMINATOR
+from ._oneshot import OneShot
+from ._streams import configure_socket
+
+__all__ = ("OneClientServer",)
+
+_OWN_KWARGS = ("limit", "linger")
+
+#: accept() errors that mean "out of resources": log, pause, retry.
+_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+
+#: Pause after an accept() failure before trying again (seconds).
+ACCEPT_RETRY_DELAY = 0.1
+
+#: The longest a TLS handshake with a new client may take (seconds).
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
+
+def _root_errno(exc: BaseException) -> int | None:
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc.errno
+        if exc.__cause__ is None:
+            return None
+        exc = exc.__cause__
+    return None
+
+
+class OneClientServer(BaseClientOrServer):
+    """A TCP/IP server that serves one client at a time.
+
+    A client that connects while another is connected is accepted and closed at
+    once (and logged); the connected client is not affected. When the client
+    leaves, the next one is served, even one that connects before the server
+    noticed the first one leave. Nothing from one client's connection is ever
+    seen by the next.
+
+    ``async with OneClientServer(...) as server:`` starts listening before the
+    body runs and closes on exit; ``await task_group.start(server.run)`` starts
+    it in your task group until :meth:`close`.
+
+    Parameters
+    ----------
+    host : str or None
+        The address to listen on. ``None`` listens on every interface, IPv4 and
+        IPv6 where present. Use :data:`LOCALHOST_IPV4` or :data:`LOCALHOST_IPV6`
+        to serve only this machine.
+    port : int or None
+        The port; 0 or None picks a free port, which :attr:`port` then shows
+        (every bound socket shares it).
+    log : logging.Logger
+        Logger.
+    connect_callback, monitor_connection_interval, name, encoding, terminator
+        See :class:`BaseClientOrServer`.
+    **kwargs
+        ``limit`` and ``linger`` (see :class:`BaseClientOrServer`);
+        ``ssl_context`` (an :class:`ssl.SSLContext` for TLS) and
+        ``tls_standard_compatible``; everything else goes to
+        :func:`anyio.create_tcp_listener` (``family``, ``backlog``,
+        ``reuse_port``).
+
+    Attributes
+    ----------
+    host : str or None
+        The ``host`` argument.
+    port : int
+        The bound port once listening (0 before).
+    bound_addresses : list[tuple[str, int]]
+        Every bound ``(host, port)``.
+    connected_task : OneShot
+        Done once a client is connected; replaced by a fresh one when that
+        client goes away.
+    """
+
+    def __init__(
+        self,
+        host: str | None,
+        port: int | None,
+        log: logging.Logger,
+        connect_callback: ConnectCallbackType | None = None,
+        monitor_connection_interval: float = DEFAULT_MONITOR_CONNECTION_INTERVAL,
+        name: str = "",
+        encoding: str = DEFAULT_ENCODING,
+        terminator: bytes = DEFAULT_TERMINATOR,
+        **kwargs: Any,
+    ) -> None:
+        own = {key: kwargs.pop(key) for key in _OWN_KWARGS if key in kwargs}
+        super().__init__(
+            log=log,
+            connect_callback=connect_callback,
+            monitor_connection_interval=monitor_connection_interval,
+            name=name,
+            encoding=encoding,
+            terminator=terminator,
+            **own,
+        )
+        if port is not None and (not isinstance(port, int) or not 0 <= port < 65536):
+            raise ValueError(f"port={port!r} must be an int in 0..65535, or None")
+        ssl_context = kwargs.pop("ssl_context", None)
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError(f"ssl_context={ssl_context!r} must be an ssl.SSLContext")
+        self._ssl_context: ssl.SSLContext | None = ssl_context
+        self._tls_standard_compatible = bool(kwargs.pop("tls_standard_compatible", True))
+        self.host = host
+        self._requested_port = port or 0
+        self.port = 0
+        self.bound_addresses: list[tuple[str, int]] = []
+        self.connected_task = OneShot("connected_task")
+        self._listen_kwargs = kwargs
+        self._listeners: list[anyio.abc.SocketListener] = []
+        # The connection accepted most recently (it may still wait for the one
+        # before it to finish closing); accept decisions look at it.
+        self._latest: Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.host}:{self.port}>"
+
+    async def _open(self) -> None:
+        multi = await anyio.create_tcp_listener(
+            local_host=self.host, local_port=self._requested_port, **self._listen_kwargs
+        )
+        self._listeners = list(multi.listeners)
+        addresses = [
+            listener.extra(SocketAttribute.local_address) for listener in self._listeners
+        ]
+        self.bound_addresses = [(str(a[0]), int(a[1])) for a in addresses]  # type: ignore[index]
+        self.port = self.bound_addresses[0][1]
+        self.log.info("listening on %s", self.bound_addresses)
+
+    async def _started_hook(self) -> None:
+        assert self._inner is not None
+        for listener in self._listeners:
+            self._inner.start_soon(self._accept_loop, listener)
+
+    async def _teardown(self) -> None:
+        for listener in self._listeners:
+            await anyio.aclose_forcefully(listener)
+        conn = self._latest
+        if conn is not None:
+            conn.close_here()
+            await conn.done.wait()
+
+    async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+                if isinstance(exc, anyio.ClosedResourceError) or self._closing_down():
+                    return
+                code = _root_errno(exc)
+                if code in _CAPACITY_ERRNOS:
+                    self.log.error(
+                        "accept failed: %s; retrying in %s s", exc, ACCEPT_RETRY_DELAY
+                    )
+                else:
+                    self.log.warning("accept failed: %r; retrying", exc)
+                await anyio.sleep(ACCEPT_RETRY_DELAY)
+                continue
+            await self._new_client(stream)
+
+    def _closing_down(self) -> bool:
+        return self._close_requested is not None and self._close_requested.is_set()
+
+    async def _new_client(self, stream: anyio.abc.SocketStream) -> None:
+        try:
+            peer = stream.extra(SocketAttribute.remote_address)
+        except OSError:
+            peer = "?"
+        latest = self._latest
+        if latest is not None and not latest.done.is_set():
+            await latest.probe()
+            if latest.is_open:
+                self.log.warning("rejecting a connection from %s: already serving a client", peer)
+                await anyio.aclose_forcefully(stream)
+                return
+        if self._closing_down():
+            await anyio.aclose_forcefully(stream)
+            return
+        configure_socket(stream)
+        conn = Connection(
+            limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log
+        )
+        conn.peer = str(peer)
+        self._latest = conn
+        self.log.info("client connected from %s", peer)
+        assert self._inner is not None
+        self._inner.start_soon(self._serve_connection, conn, stream, latest)
+
+    async def _prepare_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
+        if self._ssl_context is None:
+            return stream
+        with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT):
+            return await TLSStream.wrap(
+                stream,
+                server_side=True,
+                ssl_context=self._ssl_context,
+                standard_compatible=self._tls_standard_compatible,
+            )
+
+    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+        self.connected_task.set()
+
+    def _on_disconnected(self) -> None:
+        self.connected_task = OneShot("connected_task")
+
+    async def basic_close_client(self) -> None:
+        """Close the connected client, if any, without touching
+        :attr:`should_be_connected`; keep listening.
+
+        Resets :attr:`connected_task` and calls the connect callback if a client
+        was connected. Called from outside, it returns once the connection is
+        closed and the callback has run; from the server's own callback or read
+        loop it starts the close and returns. Always safe to call."""
+        conn = self._latest
+        if conn is None:
+            return
+        conn.close_here()
+        if not self._inside():
+            with anyio.CancelScope(shield=True):
+                await conn.done.wait()
+
+    async def close_client(self) -> None:
+        """Close the connected client, if any, clear :attr:`should_be_connected`,
+        and keep listening. See :meth:`basic_close_client`."""
+        self.should_be_connected = False
+        await self.basic_close_client()
+
+    async def close(self) -> None:
+        """Close the client, if any, and every listener, and set ``done_task``.
+
+        Called from outside, it returns once every task of the server has
+        finished and the last callback has run; from the server's own callback
+        or read loop it starts the close and returns. Bounded in time. Safe to
+        call at any time, from any task, any number of times."""
+        self.should_be_connected = False
+        await self._request_close()

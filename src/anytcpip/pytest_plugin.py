@@ -1,0 +1,1 @@
+"""pytest plugin for anytcpip (fixtures are added by the testing issue)."""

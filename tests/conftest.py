@@ -1,0 +1,71 @@
+"""Shared test configuration: every test runs on asyncio, asyncio+uvloop and trio."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+_BACKENDS = [
+    pytest.param(("asyncio", {"debug": True}), id="asyncio"),
+    pytest.param(("asyncio", {"debug": True, "use_uvloop": True}), id="asyncio+uvloop"),
+    pytest.param(("trio", {}), id="trio"),
+]
+if sys.platform == "win32":  # pragma: no cover
+    _BACKENDS = [_BACKENDS[0], _BACKENDS[2]]
+
+
+@pytest.fixture(params=_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+@pytest.fixture
+def log() -> logging.Logger:
+    """A logger for the object under test."""
+    return logging.getLogger("anytcpip.test")
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except FileNotFoundError:  # pragma: no cover
+        return -1
+
+
+@pytest.fixture(autouse=True)
+def _no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
+    """R32: no file descriptor is left open by a test.
+
+    Measured around the whole test (the event loop included), after a garbage
+    collection; the descriptors uvloop opens once per process (RELIABILITY F11)
+    are allowed for on the first uvloop test.
+    """
+    if "no_fd_check" in request.keywords:
+        yield
+        return
+    gc.collect()
+    before = _open_fds()
+    yield
+    gc.collect()
+    after = _open_fds()
+    if before >= 0 and after > before:
+        backend = request.node.callspec.params.get("anyio_backend") if hasattr(
+            request.node, "callspec"
+        ) else None
+        allowance = 2 if backend and "uvloop" in str(backend) and not _uvloop_seen() else 0
+        assert after - before <= allowance, f"{after - before} file descriptors leaked"
+
+
+_UVLOOP_SEEN = [False]
+
+
+def _uvloop_seen() -> bool:
+    seen = _UVLOOP_SEEN[0]
+    _UVLOOP_SEEN[0] = True
+    return seen
