@@ -1,0 +1,193 @@
+"""Shared test helpers: raw peers, a 1-byte relay, an RST closer, callback
+recorders and a connected server/client pair."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import math
+import socket
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+import anytcpip
+
+#: Generous bound for one network test (seconds); the machine is shared.
+NET_TIMEOUT = 20.0
+
+
+class ShortStruct(ctypes.Structure):
+    """A small packed struct for read_into / write_from."""
+
+    _pack_ = 1
+    _fields_ = [
+        ("ushort_0", ctypes.c_ushort),
+        ("int64_0", ctypes.c_int64),
+        ("double_0", ctypes.c_double),
+        ("float_0", ctypes.c_float),
+    ]
+
+
+def struct_fields(s: ctypes.Structure) -> list[Any]:
+    """Every field value of ``s``, arrays as lists."""
+    values: list[Any] = []
+    for field in s._fields_:
+        value = getattr(s, field[0])
+        if isinstance(value, ctypes.Array):
+            value = list(value)
+        values.append(value)
+    return values
+
+
+class CallbackRecorder:
+    """A connect_callback that records ``connected`` for every call and lets a
+    test await the next one."""
+
+    def __init__(self) -> None:
+        self.states: list[bool] = []
+        self._send, self._receive = anyio.create_memory_object_stream[bool](math.inf)
+        self.raise_error = False
+
+    async def __call__(self, obj: anytcpip.BaseClientOrServer) -> None:
+        self.states.append(obj.connected)
+        self._send.send_nowait(obj.connected)
+        if self.raise_error:
+            raise RuntimeError("connect_callback raising on purpose")
+
+    async def next(self, timeout: float = 5.0) -> bool:
+        """The ``connected`` value of the next callback."""
+        with anyio.fail_after(timeout):
+            return await self._receive.receive()
+
+    async def expect(self, connected: bool, timeout: float = 5.0) -> None:
+        value = await self.next(timeout)
+        assert value is connected, (
+            f"callback saw connected={value}, expected {connected}"
+        )
+
+    def pending(self) -> int:
+        """How many callbacks have not been consumed by next()."""
+        return self._receive.statistics().current_buffer_used
+
+    def close(self) -> None:
+        self._send.close()
+        self._receive.close()
+
+
+@asynccontextmanager
+async def server_and_client(
+    log: logging.Logger,
+    *,
+    server_kwargs: dict[str, Any] | None = None,
+    client_kwargs: dict[str, Any] | None = None,
+    host: str = anytcpip.LOCALHOST_IPV4,
+) -> AsyncIterator[tuple[anytcpip.OneClientServer, anytcpip.Client]]:
+    """A OneClientServer on ``host`` port 0 and a Client connected to it; the
+    server's connected_task is done when this yields."""
+    async with (
+        anytcpip.OneClientServer(
+            host=host, port=0, log=log, **(server_kwargs or {})
+        ) as server,
+        anytcpip.Client(
+            host=host, port=server.port, log=log, **(client_kwargs or {})
+        ) as client,
+    ):
+        await server.connected_task
+        yield server, client
+
+
+def rst_close_socket(sock: Any) -> None:
+    """Arrange for ``sock`` to send a reset (not a FIN) when it is closed."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+async def rst_close(stream: anyio.abc.SocketStream) -> None:
+    """Close ``stream`` with a TCP reset (SO_LINGER on, timeout 0)."""
+    rst_close_socket(stream.extra(SocketAttribute.raw_socket))
+    await anyio.aclose_forcefully(stream)
+
+
+async def receive_exactly(stream: anyio.abc.ByteReceiveStream, n: int) -> bytes:
+    """Receive exactly ``n`` bytes from a raw anyio stream."""
+    data = bytearray()
+    while len(data) < n:
+        data += await stream.receive(n - len(data))
+    return bytes(data)
+
+
+async def receive_until_eof(stream: anyio.abc.ByteReceiveStream) -> bytes:
+    """Receive everything until the peer's end-of-stream (a reset also ends it)."""
+    data = bytearray()
+    try:
+        while True:
+            data += await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+        pass
+    return bytes(data)
+
+
+async def peer_closed(stream: anyio.abc.ByteReceiveStream) -> bool:
+    """Wait for ``stream`` to end; True for EOF or reset. Fails if data comes."""
+    try:
+        data = await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+        return True
+    raise AssertionError(f"expected the connection to end, got {data!r}")
+
+
+class _Relay:
+    def __init__(self) -> None:
+        self.port = 0
+        self.connections = 0
+
+
+async def _pipe_one_byte(
+    src: anyio.abc.SocketStream, dst: anyio.abc.SocketStream
+) -> None:
+    try:
+        while True:
+            data = await src.receive(1)
+            for i in range(len(data)):
+                await dst.send(data[i : i + 1])
+    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass
+    try:
+        await dst.send_eof()
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        pass
+
+
+@asynccontextmanager
+async def one_byte_relay(target_port: int) -> AsyncIterator[_Relay]:
+    """A relay on 127.0.0.1 (port in ``.port``) that forwards every accepted
+    connection to ``target_port`` one byte per send, both ways."""
+    relay = _Relay()
+
+    async def handle(inbound: anyio.abc.SocketStream) -> None:
+        async with inbound:
+            outbound = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, target_port)
+            async with outbound:
+                for s in (inbound, outbound):
+                    s.extra(SocketAttribute.raw_socket).setsockopt(
+                        socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+                    )
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_pipe_one_byte, inbound, outbound)
+                    tg.start_soon(_pipe_one_byte, outbound, inbound)
+
+    listener = await anyio.create_tcp_listener(
+        local_host=anytcpip.LOCALHOST_IPV4, local_port=0
+    )
+    relay.port = int(listener.extra(SocketAttribute.local_port))
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        try:
+            yield relay
+        finally:
+            tg.cancel_scope.cancel()

@@ -1,0 +1,325 @@
+"""The sans-IO ReceiveBuffer, tested without an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import itertools
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from anytcpip import IncompleteReadError, LimitOverrunError
+from anytcpip._buffer import ReceiveBuffer
+from helpers import ShortStruct, struct_fields
+
+
+class CountingBytearray(bytearray):
+    """A bytearray that counts how many bytes its find() calls could scan."""
+
+    scanned = 0
+    calls = 0
+
+    def find(self, sub, start=None, end=None):  # type: ignore[no-untyped-def]
+        begin = 0 if start is None else start
+        CountingBytearray.scanned += max(0, len(self) - begin)
+        CountingBytearray.calls += 1
+        return super().find(sub, start, end)
+
+
+def counting_buffer(limit: int) -> ReceiveBuffer:
+    """A ReceiveBuffer whose separator searches are counted (white-box)."""
+    buffer = ReceiveBuffer(limit)
+    buffer._buf = CountingBytearray()
+    CountingBytearray.scanned = 0
+    CountingBytearray.calls = 0
+    return buffer
+
+
+def discarding(buffer: ReceiveBuffer) -> bool:
+    """Whether ``buffer`` is discarding (a call, so mypy does not narrow it)."""
+    return buffer.discarding
+
+
+def test_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        ReceiveBuffer(0)
+
+
+def test_empty() -> None:
+    buffer = ReceiveBuffer(100)
+    assert len(buffer) == 0
+    assert not buffer
+    assert buffer.take_until(b"\n") is None
+    assert buffer.take_exactly(1) is None
+    assert buffer.take_some(5) == b""
+    assert buffer.take_all() == b""
+    assert buffer.take_exactly(0) == b""
+
+
+def test_take_until_keeps_or_strips_separator() -> None:
+    buffer = ReceiveBuffer(100)
+    buffer.feed(b"one\r\ntwo\r\nthr")
+    assert len(buffer) == 13
+    assert buffer.take_until(b"\r\n") == b"one\r\n"
+    assert buffer.take_until(b"\r\n", keep_sep=False) == b"two"
+    assert buffer.take_until(b"\r\n") is None
+    assert len(buffer) == 3
+    buffer.feed(b"ee\r")
+    assert buffer.take_until(b"\r\n") is None
+    buffer.feed(b"\n")
+    assert buffer.take_until(b"\r\n") == b"three\r\n"
+    assert not buffer
+
+
+def test_take_until_separator_split_across_feeds() -> None:
+    buffer = ReceiveBuffer(100)
+    for piece in (b"abcXY", b"", b"Z", b"defX", b"YZ"):
+        buffer.feed(piece)
+    assert buffer.take_until(b"XYZ") == b"abcXYZ"
+    assert buffer.take_until(b"XYZ") == b"defXYZ"
+
+
+def test_take_until_with_a_new_separator_rescans() -> None:
+    buffer = ReceiveBuffer(100)
+    buffer.feed(b"a;b\nc;")
+    assert buffer.take_until(b"|") is None
+    assert buffer.take_until(b"\n") == b"a;b\n"
+    assert buffer.take_until(b";") == b"c;"
+
+
+def test_message_exactly_at_limit() -> None:
+    buffer = ReceiveBuffer(10)
+    buffer.feed(b"x" * 10 + b"\r")
+    # The trailing b"\r" may be the start of the separator: no overrun yet.
+    assert buffer.take_until(b"\r\n") is None
+    buffer.feed(b"\n")
+    assert buffer.take_until(b"\r\n") == b"x" * 10 + b"\r\n"
+
+
+def test_limit_overrun_found_in_one_feed() -> None:
+    buffer = ReceiveBuffer(10)
+    buffer.feed(b"y" * 25 + b"\n" + b"next\n")
+    with pytest.raises(LimitOverrunError) as info:
+        buffer.take_until(b"\n")
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, asyncio.LimitOverrunError)
+    assert info.value.consumed == 26
+    assert not discarding(buffer)
+    assert buffer.take_until(b"\n") == b"next\n"
+    assert not buffer
+
+
+def test_limit_overrun_not_found_discards_through_separator() -> None:
+    buffer = ReceiveBuffer(10)
+    buffer.feed(b"z" * 8)
+    assert buffer.take_until(b"\r\n") is None
+    buffer.feed(b"z" * 8)
+    with pytest.raises(LimitOverrunError):
+        buffer.take_until(b"\r\n")
+    assert discarding(buffer)
+    # Many more pieces of the same message, and memory stays bounded.
+    for _ in range(200):
+        buffer.feed(b"z" * 50)
+        assert buffer.take_until(b"\r\n") is None
+        assert len(buffer) <= 1
+    # The separator split across two feeds ends the discarding.
+    buffer.feed(b"zzz\r")
+    assert discarding(buffer)
+    assert buffer.take_until(b"\r\n") is None
+    buffer.feed(b"\nnext\r\nrest")
+    assert not discarding(buffer)
+    assert buffer.take_until(b"\r\n") == b"next\r\n"
+    assert buffer.take_all() == b"rest"
+
+
+def test_discarding_with_false_separator_starts() -> None:
+    buffer = ReceiveBuffer(4)
+    buffer.feed(b"abcdefgh")
+    with pytest.raises(LimitOverrunError):
+        buffer.take_until(b"XYZ")
+    # Partial matches of the separator that are not the separator.
+    for piece in (b"XY", b"Q", b"X", b"XY", b"X", b"Y", b"Z", b"ok", b"XYZ"):
+        buffer.feed(piece)
+    assert not discarding(buffer)
+    assert buffer.take_until(b"XYZ") == b"okXYZ"
+
+
+def test_overrun_in_one_byte_pieces() -> None:
+    buffer = ReceiveBuffer(16)
+    results: list[bytes] = []
+    overruns = 0
+    stream = b"a" * 40 + b"\n" + b"short\n" + b"b" * 17 + b"\n" + b"last\n"
+    for byte in stream:
+        buffer.feed(bytes([byte]))
+        while True:
+            try:
+                data = buffer.take_until(b"\n")
+            except LimitOverrunError:
+                overruns += 1
+                continue
+            if data is None:
+                break
+            results.append(data)
+    assert overruns == 2
+    assert results == [b"short\n", b"last\n"]
+
+
+def test_clear_stops_discarding() -> None:
+    buffer = ReceiveBuffer(3)
+    buffer.feed(b"abcdefg")
+    with pytest.raises(LimitOverrunError):
+        buffer.take_until(b"\n")
+    assert discarding(buffer)
+    buffer.clear()
+    assert not discarding(buffer)
+    assert not buffer
+    buffer.feed(b"ok\n")
+    assert buffer.take_until(b"\n") == b"ok\n"
+
+
+def test_take_exactly_and_take_some() -> None:
+    buffer = ReceiveBuffer(100)
+    buffer.feed(b"0123")
+    assert buffer.take_exactly(5) is None
+    assert len(buffer) == 4  # nothing consumed
+    buffer.feed(b"456789")
+    assert buffer.take_exactly(5) == b"01234"
+    assert buffer.take_some(3) == b"567"
+    assert buffer.take_some(100) == b"89"
+    assert buffer.take_some(1) == b""
+
+
+def test_take_into() -> None:
+    sent = ShortStruct(ushort_0=7, int64_0=-(2**40), double_0=1.5, float_0=-0.25)
+    data = bytes(sent)
+    buffer = ReceiveBuffer(100)
+    received = ShortStruct()
+    buffer.feed(data[:-1])
+    assert buffer.take_into(received) is False
+    assert len(buffer) == len(data) - 1
+    assert struct_fields(received) == [0, 0, 0.0, 0.0]
+    buffer.feed(data[-1:] + b"tail")
+    assert buffer.take_into(received) is True
+    assert struct_fields(received) == struct_fields(sent)
+    assert buffer.take_all() == b"tail"
+    assert ctypes.sizeof(ShortStruct) == len(data)
+
+
+def test_incomplete_consumes_and_reports() -> None:
+    buffer = ReceiveBuffer(100)
+    buffer.feed(b"part")
+    err = buffer.incomplete(10)
+    assert isinstance(err, IncompleteReadError)
+    assert isinstance(err, asyncio.IncompleteReadError)
+    assert isinstance(err, EOFError)
+    assert err.partial == b"part"
+    assert err.expected == 10
+    assert not buffer
+    assert buffer.incomplete(None).expected is None
+
+
+def test_long_line_fed_one_byte_at_a_time_is_linear() -> None:
+    size = 64 * 1024
+    buffer = counting_buffer(size + 10)
+    start = time.perf_counter()
+    for _ in range(size):
+        buffer.feed(b"q")
+        assert buffer.take_until(b"\r\n") is None
+    buffer.feed(b"\r")
+    assert buffer.take_until(b"\r\n") is None
+    buffer.feed(b"\n")
+    assert buffer.take_until(b"\r\n") == b"q" * size + b"\r\n"
+    elapsed = time.perf_counter() - start
+    # A search that rescans from the start would look at ~2**31 bytes.
+    assert CountingBytearray.calls >= size  # the counter did see the searches
+    assert CountingBytearray.scanned < 4 * size, CountingBytearray.scanned
+    assert elapsed < 10, f"{elapsed:.1f} s"
+
+
+def test_discarding_one_byte_at_a_time_is_linear() -> None:
+    size = 64 * 1024
+    buffer = counting_buffer(100)
+    overruns = 0
+    for _ in range(size):
+        buffer.feed(b"q")
+        try:
+            assert buffer.take_until(b"\r\n") is None
+        except LimitOverrunError:
+            overruns += 1
+    buffer.feed(b"\r\nok\r\n")
+    assert buffer.take_until(b"\r\n") == b"ok\r\n"
+    assert overruns == 1
+    assert CountingBytearray.scanned < 4 * size, CountingBytearray.scanned
+
+
+def test_consumed_space_is_reclaimed() -> None:
+    buffer = ReceiveBuffer(1 << 20)
+    line = b"x" * 1000 + b"\n"
+    for _ in range(1000):
+        buffer.feed(line + line[:500])
+        assert buffer.take_until(b"\n") == line
+        buffer.feed(line[500:])
+        assert buffer.take_until(b"\n") == line
+        assert not buffer
+    assert len(buffer._buf) < 1 << 17  # white-box: the storage did not grow
+
+
+separators = st.sampled_from([b"\n", b"\r\n", b"\n\r", b"XYZZY", b"\x00", b"aa"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    sep=separators,
+    messages=st.lists(st.binary(max_size=40), max_size=20),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=30),
+)
+def test_any_split_yields_exactly_the_messages(
+    sep: bytes, messages: list[bytes], cuts: list[int]
+) -> None:
+    # Keep messages that frame unambiguously with this separator.
+    messages = [m for m in messages if (m + sep).find(sep) == len(m)]
+    stream = b"".join(m + sep for m in messages)
+    points = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
+    buffer = ReceiveBuffer(1000)
+    received: list[bytes] = []
+    for begin, end in itertools.pairwise(points):
+        buffer.feed(stream[begin:end])
+        while (data := buffer.take_until(sep, keep_sep=False)) is not None:
+            received.append(data)
+    assert received == messages
+    assert not buffer
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    sep=separators,
+    messages=st.lists(st.binary(max_size=30), max_size=15),
+    cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=30),
+)
+def test_any_split_with_limit_skips_exactly_the_long_messages(
+    sep: bytes, messages: list[bytes], cuts: list[int]
+) -> None:
+    limit = 10
+    messages = [m for m in messages if (m + sep).find(sep) == len(m)]
+    stream = b"".join(m + sep for m in messages)
+    expected = [m if len(m) <= limit else None for m in messages]
+    points = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
+    buffer = ReceiveBuffer(limit)
+    received: list[bytes | None] = []
+    for begin, end in itertools.pairwise(points):
+        buffer.feed(stream[begin:end])
+        while True:
+            try:
+                data = buffer.take_until(sep, keep_sep=False)
+            except LimitOverrunError:
+                received.append(None)
+                continue
+            if data is None:
+                break
+            received.append(data)
+    assert received == expected
+    assert not buffer
+    assert not discarding(buffer)
