@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 _BACKENDS = [
     pytest.param(("asyncio", {"debug": True}), id="asyncio"),
     pytest.param(("asyncio", {"debug": True, "use_uvloop": True}), id="asyncio+uvloop"),

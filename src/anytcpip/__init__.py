@@ -4,6 +4,8 @@ The same code runs on asyncio (also with uvloop) and on trio, and every
 background task lives in a task group that the object owns.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._base import BaseClientOrServer as BaseClientOrServer
 from ._client import Client as Client
 from ._constants import DEFAULT_ENCODING as DEFAULT_ENCODING
@@ -26,10 +28,15 @@ from ._constants import TERMINATOR as TERMINATOR
 from ._exceptions import IncompleteReadError as IncompleteReadError
 from ._exceptions import LimitOverrunError as LimitOverrunError
 from ._one_client_server import OneClientServer as OneClientServer
+from ._read_loop_server import OneClientReadLoopServer as OneClientReadLoopServer
 from ._oneshot import OneShot as OneShot
 from ._streams import close_stream as close_stream
 from ._streams import read_into as read_into
 from ._streams import write_from as write_from
+from ._test_server import TestOneClientReadLoopServer as TestOneClientReadLoopServer
+
+if TYPE_CHECKING:
+    from .testing import BaseOneClientServerTestCase as BaseOneClientServerTestCase
 
 __version__ = "0.1.0"
 
@@ -50,12 +57,25 @@ __all__ = (
     "LOCAL_HOST",
     "TERMINATOR",
     "BaseClientOrServer",
+    "BaseOneClientServerTestCase",
     "Client",
     "IncompleteReadError",
     "LimitOverrunError",
+    "OneClientReadLoopServer",
     "OneClientServer",
     "OneShot",
+    "TestOneClientReadLoopServer",
     "close_stream",
     "read_into",
     "write_from",
 )
+
+
+def __getattr__(name: str) -> Any:
+    # BaseOneClientServerTestCase needs pytest, which is not a runtime
+    # dependency: import it only when asked for.
+    if name == "BaseOneClientServerTestCase":
+        from .testing import BaseOneClientServerTestCase
+
+        return BaseOneClientServerTestCase
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -162,7 +162,10 @@ class Connection:
         stream = self.stream
         assert stream is not None
         buffer = self.buffer
-        self._pump_running = True
+        # A reader that is receiving for itself (it got here first) finishes
+        # first; every reader after this waits for the pump instead.
+        async with self._read_lock:
+            self._pump_running = True
         try:
             while self.is_open:
                 while len(buffer) >= buffer.limit and not self._reader_waiting:

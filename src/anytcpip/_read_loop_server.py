@@ -1,0 +1,156 @@
+"""OneClientReadLoopServer: a one-client server that reads in a loop, with an
+optional heartbeat monitor."""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ._base import ConnectCallbackType
+from ._constants import (
+    DEFAULT_ENCODING,
+    DEFAULT_LOCALHOST,
+    DEFAULT_MAX_HEARTBEAT_INTERVAL,
+    DEFAULT_MONITOR_CONNECTION_INTERVAL,
+    DEFAULT_TERMINATOR,
+)
+from ._one_client_server import OneClientServer
+
+__all__ = ("OneClientReadLoopServer",)
+
+
+class OneClientReadLoopServer(OneClientServer):
+    """A :class:`OneClientServer` that calls :meth:`read_and_dispatch` in a loop
+    while a client is connected.
+
+    Subclass it and define ``async def read_and_dispatch(self)`` to read one
+    message (with :meth:`read_str`, :meth:`read_json`, :meth:`read_into`...)
+    and act on it: this is how mock controllers are written.
+
+    The loop runs in the server's task group, one loop per client. If
+    :meth:`read_and_dispatch` raises (anything but cancellation) while the
+    client is still connected, the error is logged, the client is closed with
+    :meth:`close_client`, and the server keeps listening for the next client.
+    If it raises because the client went away (a :exc:`ConnectionError` or
+    :exc:`IncompleteReadError` after the peer closed), the loop just ends.
+    :meth:`close` and :meth:`close_client` may be called from inside
+    :meth:`read_and_dispatch`.
+
+    Parameters
+    ----------
+    port : int or None
+        The port; 0 picks a free one (see :attr:`port`).
+    host : str or None, optional
+        The address to listen on; :data:`DEFAULT_LOCALHOST` by default.
+    log : logging.Logger
+        Logger.
+    connect_callback, name, encoding, terminator
+        See :class:`BaseClientOrServer`.
+    run_heartbeat_monitor_task : bool, optional
+        Close the client if it sends no heartbeat for ``max_heartbeat_interval``
+        seconds (counted from connecting, then from the last heartbeat; each
+        new client starts a fresh count). :meth:`read_and_dispatch` must call
+        :meth:`handle_received_heartbeat` for each heartbeat it reads.
+    max_heartbeat_interval : float, optional
+        See ``run_heartbeat_monitor_task`` (seconds).
+    **kwargs
+        As for :class:`OneClientServer` (``monitor_connection_interval``,
+        ``limit``, ``linger``, ``ssl_context``, and anyio listener options).
+
+    Raises
+    ------
+    ValueError
+        If ``max_heartbeat_interval`` is not positive (or as for
+        :class:`OneClientServer`).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None,
+        host: str | None = DEFAULT_LOCALHOST,
+        log: logging.Logger,
+        connect_callback: ConnectCallbackType | None = None,
+        name: str = "",
+        encoding: str = DEFAULT_ENCODING,
+        terminator: bytes = DEFAULT_TERMINATOR,
+        run_heartbeat_monitor_task: bool = False,
+        max_heartbeat_interval: float = DEFAULT_MAX_HEARTBEAT_INTERVAL,
+        **kwargs: Any,
+    ) -> None:
+        if not max_heartbeat_interval > 0:
+            raise ValueError(f"max_heartbeat_interval={max_heartbeat_interval!r} must be > 0")
+        monitor = kwargs.pop("monitor_connection_interval", DEFAULT_MONITOR_CONNECTION_INTERVAL)
+        super().__init__(
+            host=host,
+            port=port,
+            log=log,
+            connect_callback=connect_callback,
+            monitor_connection_interval=monitor,
+            name=name,
+            encoding=encoding,
+            terminator=terminator,
+            **kwargs,
+        )
+        #: Whether the heartbeat monitor runs for each client.
+        self.run_heartbeat_monitor_task = run_heartbeat_monitor_task
+        #: Longest allowed silence between heartbeats (seconds).
+        self.max_heartbeat_interval = max_heartbeat_interval
+        self._heartbeat_deadline = float("inf")
+
+    @abc.abstractmethod
+    async def read_and_dispatch(self) -> None:
+        """Read one message and act on it (subclasses define this)."""
+        raise NotImplementedError
+
+    async def handle_received_heartbeat(self) -> None:
+        """Record that a heartbeat arrived: the silence count starts again.
+
+        Raises
+        ------
+        RuntimeError
+            If the heartbeat monitor is off (``run_heartbeat_monitor_task``
+            False). Raised from :meth:`read_and_dispatch`, that closes the
+            client, as lsst.ts.tcpip does.
+        """
+        if not self.run_heartbeat_monitor_task:
+            raise RuntimeError(
+                "received a heartbeat, but run_heartbeat_monitor_task is False"
+            )
+        self._heartbeat_deadline = anyio.current_time() + self.max_heartbeat_interval
+
+    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+        super()._on_connected(tg)
+        if self.run_heartbeat_monitor_task:
+            self._heartbeat_deadline = anyio.current_time() + self.max_heartbeat_interval
+            tg.start_soon(self._monitor_heartbeats)
+        tg.start_soon(self._read_loop)
+
+    async def _read_loop(self) -> None:
+        conn = self._conn
+        try:
+            while conn is not None and conn.is_open:
+                await self.read_and_dispatch()
+        except Exception as exc:
+            if conn is None or not conn.is_open:
+                self.log.debug("read loop ended: the client went away (%r)", exc)
+                return
+            self.log.exception("read_and_dispatch failed; closing the client")
+            await self.close_client()
+
+    async def _monitor_heartbeats(self) -> None:
+        # Sleep until the deadline; a heartbeat moves the deadline, so wake and
+        # sleep again for what is left. No polling.
+        while True:
+            remaining = self._heartbeat_deadline - anyio.current_time()
+            if remaining <= 0:
+                break
+            await anyio.sleep(remaining)
+        self.log.warning(
+            "no heartbeat from the client for %s s; closing it", self.max_heartbeat_interval
+        )
+        await self.basic_close_client()

@@ -1,0 +1,94 @@
+"""BaseOneClientServerTestCase, used the way its users use it."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import anytcpip
+from anytcpip.testing import BaseOneClientServerTestCase
+
+
+class TestPlainServer(BaseOneClientServerTestCase):
+    server_class = anytcpip.OneClientServer
+
+    def setup_method(self) -> None:
+        self.setup_ran = True
+
+    async def test_connect_and_talk(self) -> None:
+        assert self.setup_ran
+        with anyio.fail_after(10):
+            async with self.create_server(connect_callback=self.connect_callback) as server:
+                assert server.host == anytcpip.DEFAULT_LOCALHOST
+                assert server.port != 0
+                async with self.create_client(server) as client:
+                    await self.assert_next_connected(True)
+                    await client.write_str("ping")
+                    assert await server.read_str() == "ping"
+                await self.assert_next_connected(False)
+
+    async def test_assert_next_connected_times_out(self) -> None:
+        with anyio.fail_after(10):
+            async with self.create_server(connect_callback=self.connect_callback):
+                with pytest.raises(TimeoutError):
+                    await self.assert_next_connected(True, timeout=0.05)
+
+    async def test_assert_next_connected_checks_the_value(self) -> None:
+        with anyio.fail_after(10):
+            async with self.create_server(connect_callback=self.connect_callback) as server:
+                async with self.create_client(server):
+                    with pytest.raises(AssertionError):
+                        await self.assert_next_connected(False)
+
+    async def test_needs_create_server_first(self) -> None:
+        with pytest.raises(RuntimeError):
+            await self.assert_next_connected(True)
+
+    async def test_runs_on_each_backend(self, anyio_backend: object) -> None:
+        # The class parametrizes anyio_backend over the installed backends.
+        assert anyio_backend in [p.values[0] for p in anytcpip.testing.available_backends()]
+
+    async def test_create_client_without_waiting(self) -> None:
+        with anyio.fail_after(10):
+            async with self.create_server() as server:
+                async with self.create_client(server, wait_connected=False) as client:
+                    assert client.connected
+                    await server.connected_task
+
+
+class MockController(anytcpip.OneClientReadLoopServer):
+    """A mock of a controller that answers commands with JSON replies."""
+
+    position = 0.0
+
+    async def read_and_dispatch(self) -> None:
+        command = await self.read_json()
+        if command["cmd"] == "move":
+            self.position = float(command["to"])
+            await self.write_json({"ack": "move", "position": self.position})
+        else:
+            await self.write_json({"error": f"unknown command {command['cmd']!r}"})
+
+
+class TestMockController(BaseOneClientServerTestCase):
+    server_class = MockController
+
+    async def test_move(self) -> None:
+        with anyio.fail_after(10):
+            async with self.create_server(connect_callback=self.connect_callback) as server:
+                async with self.create_client(server) as client:
+                    await self.assert_next_connected(True)
+                    await client.write_json({"cmd": "move", "to": 12.5})
+                    assert await client.read_json() == {"ack": "move", "position": 12.5}
+                    await client.write_json({"cmd": "fly"})
+                    assert "unknown command" in (await client.read_json())["error"]
+                await self.assert_next_connected(False)
+
+    async def test_server_class_missing(self) -> None:
+        class NoClass(BaseOneClientServerTestCase):
+            pass
+
+        case = NoClass()
+        with pytest.raises(RuntimeError):
+            async with case.create_server():
+                pass
