@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import math
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import pytest
 from anyio.abc import SocketAttribute
 
 import anytcpip
@@ -51,33 +51,36 @@ class CallbackRecorder:
 
     def __init__(self) -> None:
         self.states: list[bool] = []
-        self._send, self._receive = anyio.create_memory_object_stream[bool](math.inf)
+        self.objects: list[anytcpip.BaseClientOrServer] = []
+        self._consumed = 0
+        self._event: anyio.Event | None = None
         self.raise_error = False
 
     async def __call__(self, obj: anytcpip.BaseClientOrServer) -> None:
         self.states.append(obj.connected)
-        self._send.send_nowait(obj.connected)
+        self.objects.append(obj)
+        if self._event is not None:
+            self._event.set()
         if self.raise_error:
             raise RuntimeError("connect_callback raising on purpose")
 
     async def next(self, timeout: float = 5.0) -> bool:
-        """The ``connected`` value of the next callback."""
+        """The ``connected`` value of the next callback not yet consumed."""
         with anyio.fail_after(timeout):
-            return await self._receive.receive()
+            while self._consumed >= len(self.states):
+                event = self._event = anyio.Event()
+                await event.wait()
+        value = self.states[self._consumed]
+        self._consumed += 1
+        return value
 
     async def expect(self, connected: bool, timeout: float = 5.0) -> None:
         value = await self.next(timeout)
-        assert value is connected, (
-            f"callback saw connected={value}, expected {connected}"
-        )
+        assert value is connected, f"callback gave connected={value}, not {connected}"
 
     def pending(self) -> int:
         """How many callbacks have not been consumed by next()."""
-        return self._receive.statistics().current_buffer_used
-
-    def close(self) -> None:
-        self._send.close()
-        self._receive.close()
+        return len(self.states) - self._consumed
 
 
 @asynccontextmanager
@@ -91,12 +94,8 @@ async def server_and_client(
     """A OneClientServer on ``host`` port 0 and a Client connected to it; the
     server's connected_task is done when this yields."""
     async with (
-        anytcpip.OneClientServer(
-            host=host, port=0, log=log, **(server_kwargs or {})
-        ) as server,
-        anytcpip.Client(
-            host=host, port=server.port, log=log, **(client_kwargs or {})
-        ) as client,
+        anytcpip.OneClientServer(host=host, port=0, log=log, **(server_kwargs or {})) as server,
+        anytcpip.Client(host=host, port=server.port, log=log, **(client_kwargs or {})) as client,
     ):
         await server.connected_task
         yield server, client
@@ -147,9 +146,7 @@ class _Relay:
         self.connections = 0
 
 
-async def _pipe_one_byte(
-    src: anyio.abc.SocketStream, dst: anyio.abc.SocketStream
-) -> None:
+async def _pipe_one_byte(src: anyio.abc.SocketStream, dst: anyio.abc.SocketStream) -> None:
     try:
         while True:
             data = await src.receive(1)
@@ -181,9 +178,7 @@ async def one_byte_relay(target_port: int) -> AsyncIterator[_Relay]:
                     tg.start_soon(_pipe_one_byte, inbound, outbound)
                     tg.start_soon(_pipe_one_byte, outbound, inbound)
 
-    listener = await anyio.create_tcp_listener(
-        local_host=anytcpip.LOCALHOST_IPV4, local_port=0
-    )
+    listener = await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4, local_port=0)
     relay.port = int(listener.extra(SocketAttribute.local_port))
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, handle)
@@ -191,3 +186,106 @@ async def one_byte_relay(target_port: int) -> AsyncIterator[_Relay]:
             yield relay
         finally:
             tg.cancel_scope.cancel()
+
+
+async def check_not_connected(obj: anytcpip.BaseClientOrServer) -> None:
+    """Every read and write method of ``obj`` raises ConnectionError."""
+    assert not obj.connected
+    s = ShortStruct()
+    reads: list[Any] = [
+        obj.read_json,
+        obj.read_str,
+        lambda: obj.read(1),
+        lambda: obj.read(-1),
+        lambda: obj.readexactly(1),
+        obj.readline,
+        lambda: obj.readuntil(b"\n"),
+        lambda: obj.read_into(s),
+        lambda: obj.write(b"\n"),
+        lambda: obj.write_from(s),
+        lambda: obj.writelines([b" ", b"\n"]),
+        lambda: obj.write_str("x"),
+        lambda: obj.write_json({"a": 1}),
+    ]
+    for method in reads:
+        with pytest.raises(ConnectionError):
+            await method()
+
+
+ENCODINGS = ("utf-8", "utf-16", "utf-32")
+TERMINATORS = (b"\r\n", b"\n", b"\n\r", b"XYZZY")
+
+
+async def check_read_write_methods(
+    reader: anytcpip.BaseClientOrServer, writer: anytcpip.BaseClientOrServer
+) -> None:
+    """Write with every write method of ``writer`` and read with every read
+    method of ``reader`` (the original's check_read_write_methods)."""
+    text = "data with unicode \U0001f600"
+    raw = text.encode()
+
+    data = raw + b" for read with n=len"
+    await writer.write(data)
+    assert await reader.readexactly(len(data)) == data
+
+    data = raw + b" for read with n>len"
+    await writer.write(data)
+    received = b""
+    while len(received) < len(data):
+        received += await reader.read(len(data) + 5 - len(received))
+    assert received == data
+
+    data = raw + b" for read with n<len"
+    await writer.write(data)
+    assert await reader.readexactly(len(data) - 5) == data[:-5]
+    received = b""
+    while len(received) < 5:
+        chunk = await reader.read(5 - len(received))
+        assert chunk, "read returned b'' on an open connection"
+        received += chunk
+    assert received == data[-5:]
+
+    data = raw + b" for readline\n"
+    await writer.write(data)
+    assert await reader.readline() == data
+
+    data = raw + b" for readuntil" + anytcpip.DEFAULT_TERMINATOR
+    await writer.writelines([data[:3], data[3:10], data[10:]])
+    assert await reader.readuntil(anytcpip.DEFAULT_TERMINATOR) == data
+
+    sent = ShortStruct(ushort_0=1, int64_0=-2, double_0=3.3, float_0=4.5)
+    other = ShortStruct(ushort_0=65535, int64_0=2**62, double_0=-1e300, float_0=0.0)
+    await writer.write_from(sent, other)
+    for expected in (sent, other):
+        got = ShortStruct()
+        await reader.read_into(got)
+        assert struct_fields(got) == struct_fields(expected)
+
+    assert reader.encoding == writer.encoding
+    assert reader.terminator == writer.terminator
+    initial = (reader.encoding, reader.terminator)
+    try:
+        for encoding in ENCODINGS:
+            for terminator in TERMINATORS:
+                where = f"encoding={encoding}, terminator={terminator!r}"
+                for obj in (reader, writer):
+                    obj.encoding = encoding
+                    obj.terminator = terminator
+                line = f"{text} for read_str"
+                encoded = line.encode(encoding) + terminator
+
+                await writer.write_str(line)
+                assert await reader.read_str() == line, where
+
+                await writer.write(encoded)
+                assert await reader.read_str() == line, where
+
+                await writer.write_str(line)
+                assert await reader.readuntil(terminator) == encoded, where
+
+                message = {"msg": f"{text} for read_json", "n": [1, 2.5, None]}
+                await writer.write_json(message)
+                assert await reader.read_json() == message, where
+    finally:
+        for obj in (reader, writer):
+            obj.encoding, obj.terminator = initial

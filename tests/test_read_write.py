@@ -1,0 +1,512 @@
+"""Reading and writing (SPEC section 3), in both directions, on every backend."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+import anytcpip
+from helpers import (
+    NET_TIMEOUT,
+    CallbackRecorder,
+    ShortStruct,
+    check_read_write_methods,
+    one_byte_relay,
+    rst_close,
+    server_and_client,
+    struct_fields,
+)
+
+
+def has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind((anytcpip.LOCALHOST_IPV6, 0))
+    except OSError:
+        return False
+    return True
+
+
+@asynccontextmanager
+async def relayed_pair(
+    log: logging.Logger, **server_kwargs: Any
+) -> AsyncIterator[tuple[anytcpip.OneClientServer, anytcpip.Client]]:
+    """A server and a client joined through a 1-byte-at-a-time relay."""
+    async with (
+        anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log, **server_kwargs
+        ) as server,
+        one_byte_relay(server.port) as relay,
+        anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=relay.port, log=log) as client,
+    ):
+        await server.connected_task
+        yield server, client
+
+
+@pytest.mark.parametrize(
+    "host", [anytcpip.LOCALHOST_IPV4, anytcpip.LOCALHOST_IPV6], ids=["ipv4", "ipv6"]
+)
+async def test_read_write_methods_both_directions(host: str, log: logging.Logger) -> None:
+    if host == anytcpip.LOCALHOST_IPV6 and not has_ipv6():
+        pytest.skip("no IPv6 loopback on this machine")
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log, host=host) as (server, client):
+            await check_read_write_methods(reader=client, writer=server)
+            await check_read_write_methods(reader=server, writer=client)
+            assert client.connected
+            assert server.connected
+
+
+async def test_read_write_methods_without_monitoring(log: logging.Logger) -> None:
+    """With monitor_connection_interval=0 the reads receive for themselves."""
+    # Without monitoring the server does not see the client's end-of-stream
+    # until it reads, so the client's close waits for its linger: keep it short.
+    kwargs: dict[str, Any] = {"monitor_connection_interval": 0, "linger": 0.2}
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log, server_kwargs=kwargs, client_kwargs=kwargs) as (
+            server,
+            client,
+        ):
+            await check_read_write_methods(reader=client, writer=server)
+            await check_read_write_methods(reader=server, writer=client)
+
+
+async def test_read_str_and_read_into_through_one_byte_relay(
+    log: logging.Logger,
+) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with relayed_pair(log) as (server, client):
+            sent = ShortStruct(ushort_0=3, int64_0=-4, double_0=0.5, float_0=2.0)
+            server.terminator = client.terminator = b"XYZZY"
+            await client.write_str("one")
+            await client.write_from(sent)
+            await client.write_json({"two": 2})
+            assert await server.read_str() == "one"
+            got = ShortStruct()
+            await server.read_into(got)
+            assert struct_fields(got) == struct_fields(sent)
+            assert await server.read_json() == {"two": 2}
+
+
+async def test_argument_checks(log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log) as (server, client):
+            assert await client.read(0) == b""
+            with pytest.raises(ValueError, match="n="):
+                await client.read(-2)
+            with pytest.raises(ValueError, match="n="):
+                await client.readexactly(-1)
+            with pytest.raises(ValueError, match="separator"):
+                await client.readuntil(b"")
+            assert await client.readexactly(0) == b""
+            # Nothing was consumed or broken by the refused calls.
+            await server.write(b"fine\n")
+            assert await client.readline() == b"fine\n"
+
+
+async def test_read_json_error_includes_data(log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log) as (server, client):
+            await client.write_str("not valid json")
+            await client.write_json({"good": True})
+            with pytest.raises(json.JSONDecodeError, match="not valid json"):
+                await server.read_json()
+            assert await server.read_json() == {"good": True}
+            assert server.connected
+
+
+async def test_read_json_pathological_nesting(log: logging.Logger) -> None:
+    bomb = "[" * 100_000
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log, server_kwargs={"limit": 200_000}) as (server, client):
+            await client.write_str(bomb)
+            await client.write_str("[" * 50 + "]" * 50)
+            await client.write_json([1])
+            with pytest.raises(json.JSONDecodeError, match=r"\[\[\["):
+                await server.read_json()
+            nested = await server.read_json()
+            for _ in range(49):
+                nested = nested[0]
+            assert nested == []
+            assert await server.read_json() == [1]
+
+
+@pytest.mark.parametrize("method", ["read_str", "read_json"])
+async def test_bad_utf8_then_good_message(method: str, log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log) as (server, client):
+            await client.write(b'"\xff\xfe bad"\r\n')
+            await client.write_str('"good \u00e9"')
+            read = getattr(server, method)
+            with pytest.raises(UnicodeDecodeError):
+                await read()
+            result = await read()
+            expected = "good \u00e9"
+            assert result == (expected if method == "read_json" else f'"{expected}"')
+
+
+def _over_limit_readers(
+    obj: anytcpip.BaseClientOrServer,
+) -> dict[str, Callable[[], Awaitable[Any]]]:
+    return {
+        "read_str": obj.read_str,
+        "read_json": obj.read_json,
+        "readuntil": lambda: obj.readuntil(b"\r\n"),
+        "readline": obj.readline,
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "relay"),
+    [
+        ("read_str", False),
+        ("read_json", False),
+        ("readuntil", False),
+        ("readline", False),
+        ("read_str", True),
+        ("readline", True),
+    ],
+    ids=[
+        "read_str-one_chunk",
+        "read_json-one_chunk",
+        "readuntil-one_chunk",
+        "readline-one_chunk",
+        "read_str-one_byte_pieces",
+        "readline-one_byte_pieces",
+    ],
+)
+async def test_over_limit_message_then_next(method: str, relay: bool, log: logging.Logger) -> None:
+    limit = 100
+    pair = (
+        relayed_pair(log, limit=limit)
+        if relay
+        else server_and_client(log, server_kwargs={"limit": limit})
+    )
+    with anyio.fail_after(NET_TIMEOUT):
+        async with pair as (server, client):
+            await client.write(b"1" * (3 * limit) + b"\r\n")
+            # At the limit for readline (b"\r" counts), under it for the others.
+            await client.write(b"1" * (limit - 1) + b"\r\n")
+            await client.write(b"2345\r\n")
+            read = _over_limit_readers(server)[method]
+            with pytest.raises(anytcpip.LimitOverrunError) as info:
+                await read()
+            assert isinstance(info.value, ValueError)
+            at_limit = await read()
+            ones = "1" * (limit - 1)
+            assert at_limit in (int(ones), ones, ones.encode() + b"\r\n")
+            next_message = await read()
+            assert next_message in (2345, "2345", b"2345\r\n")
+            assert server.connected
+
+
+async def test_random_cancellation_through_relay_loses_nothing(
+    log: logging.Logger,
+) -> None:
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    why = f"seed={seed}"
+    n_items = 60
+    items: list[tuple[str, Any]] = []
+    for i in range(n_items):
+        kind = rng.choice(["str", "bytes", "struct", "json"])
+        if kind == "str":
+            items.append((kind, f"line {i} " + "x" * rng.randrange(30)))
+        elif kind == "bytes":
+            items.append((kind, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 30)))))
+        elif kind == "struct":
+            items.append((kind, ShortStruct(ushort_0=i, int64_0=-i, double_0=i / 3, float_0=0.5)))
+        else:
+            items.append((kind, {"i": i, "pad": "y" * rng.randrange(20)}))
+    cancellations = 0
+
+    with anyio.fail_after(60):
+        async with relayed_pair(log) as (server, client):
+
+            async def write_all() -> None:
+                for kind, value in items:
+                    if kind == "str":
+                        await client.write_str(value)
+                    elif kind == "bytes":
+                        await client.write(value)
+                    elif kind == "struct":
+                        await client.write_from(value)
+                    else:
+                        await client.write_json(value)
+
+            async def read_one(kind: str, value: Any) -> Any:
+                if kind == "str":
+                    return await server.read_str()
+                if kind == "bytes":
+                    return await server.readexactly(len(value))
+                if kind == "struct":
+                    got = ShortStruct()
+                    await server.read_into(got)
+                    return struct_fields(got)
+                return await server.read_json()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write_all)
+                for index, (kind, value) in enumerate(items):
+                    expected = struct_fields(value) if kind == "struct" else value
+                    while True:
+                        result: Any = None
+                        with anyio.move_on_after(rng.random() * 0.002) as scope:
+                            result = await read_one(kind, value)
+                        if not scope.cancelled_caught:
+                            break
+                        cancellations += 1
+                        assert server.connected, why
+                    assert result == expected, f"{why}, item {index}"
+            assert cancellations > 0, why
+            assert server.connected, why
+            assert client.connected, why
+            await server.write_str("still up")
+            assert await client.read_str() == "still up", why
+
+
+async def test_concurrent_writers_never_interleave(log: logging.Logger) -> None:
+    n_writers = 20
+    n_messages = 10
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log) as (server, client):
+
+            async def writer(w: int) -> None:
+                for m in range(n_messages):
+                    body = f"{w}:{m}:".encode() + bytes([65 + w]) * (1000 + 997 * m)
+                    if m % 2:
+                        await client.write(body + b"\n")
+                    else:
+                        await client.writelines([body[:10], body[10:], b"\n"])
+
+            received: dict[int, list[int]] = {w: [] for w in range(n_writers)}
+            async with anyio.create_task_group() as tg:
+                for w in range(n_writers):
+                    tg.start_soon(writer, w)
+                for _ in range(n_writers * n_messages):
+                    line = await server.readline()
+                    w_text, m_text, payload = line.rstrip(b"\n").split(b":", 2)
+                    w, m = int(w_text), int(m_text)
+                    assert payload == bytes([65 + w]) * (1000 + 997 * m), (w, m)
+                    received[w].append(m)
+            assert received == {w: list(range(n_messages)) for w in range(n_writers)}
+
+
+async def test_concurrent_readers_get_whole_messages(log: logging.Logger) -> None:
+    n_readers = 5
+    per_reader = 8
+    sent = [f"message number {i:03d} " + "z" * (i % 7) for i in range(n_readers * per_reader)]
+    got: list[str] = []
+    with anyio.fail_after(NET_TIMEOUT):
+        async with relayed_pair(log) as (server, client):
+
+            async def reader() -> None:
+                for _ in range(per_reader):
+                    got.append(await server.read_str())
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(n_readers):
+                    tg.start_soon(reader)
+                await anyio.wait_all_tasks_blocked()
+                for line in sent:
+                    await client.write_str(line)
+    assert sorted(got) == sorted(sent)
+
+
+async def test_full_duplex_bulk(log: logging.Logger) -> None:
+    size = 1 << 20
+    a = bytes(range(256)) * (size // 256)
+    b = bytes(reversed(range(256))) * (size // 256)
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log) as (server, client):
+            results: dict[str, bytes] = {}
+
+            async def send(obj: anytcpip.BaseClientOrServer, data: bytes) -> None:
+                for i in range(0, len(data), 10_000):
+                    await obj.write(data[i : i + 10_000])
+
+            async def receive(obj: anytcpip.BaseClientOrServer, key: str) -> None:
+                results[key] = await obj.readexactly(size)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(send, client, a)
+                tg.start_soon(send, server, b)
+                tg.start_soon(receive, server, "server")
+                tg.start_soon(receive, client, "client")
+            assert results["server"] == a
+            assert results["client"] == b
+
+
+async def test_data_sent_before_peer_close_stays_readable(log: logging.Logger) -> None:
+    callback = CallbackRecorder()
+    with anyio.fail_after(NET_TIMEOUT):
+        async with anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
+        ) as server:
+            async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
+                await callback.expect(True)
+                await peer.send(b"first\r\n" + bytes(ShortStruct(ushort_0=9)) + b"half")
+            await callback.expect(False)
+            assert not server.connected
+            assert server.should_be_connected
+            assert await server.read_str() == "first"
+            got = ShortStruct()
+            await server.read_into(got)
+            assert got.ushort_0 == 9
+            with pytest.raises(anytcpip.IncompleteReadError) as info:
+                await server.read_str()
+            assert info.value.partial == b"half"
+            assert info.value.expected is None
+            with pytest.raises(ConnectionError):
+                await server.read_str()
+
+
+@pytest.mark.parametrize(
+    "method", ["readexactly", "readuntil", "read_into", "read_str", "read_json"]
+)
+async def test_waiting_read_gets_incomplete_read_error(method: str, log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+        ) as server:
+            peer = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
+            async with peer:
+                await server.connected_task
+                calls: dict[str, Callable[[], Awaitable[Any]]] = {
+                    "readexactly": lambda: server.readexactly(100),
+                    "readuntil": lambda: server.readuntil(b"\r\n"),
+                    "read_into": lambda: server.read_into(ShortStruct()),
+                    "read_str": server.read_str,
+                    "read_json": server.read_json,
+                }
+                outcome: list[BaseException] = []
+
+                async def read() -> None:
+                    try:
+                        await calls[method]()
+                    except Exception as exc:
+                        outcome.append(exc)
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read)
+                    await anyio.wait_all_tasks_blocked()
+                    await peer.send(b"abc")
+                    await anyio.wait_all_tasks_blocked()
+                    await peer.aclose()
+            [error] = outcome
+            assert isinstance(error, anytcpip.IncompleteReadError), repr(error)
+            assert error.partial == b"abc"
+            expected = {"readexactly": 100, "read_into": len(bytes(ShortStruct()))}
+            assert error.expected == expected.get(method)
+
+
+@pytest.mark.parametrize("method", ["read", "readline"])
+async def test_waiting_read_returns_partial_at_eof(method: str, log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+        ) as server:
+            peer = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
+            async with peer:
+                await server.connected_task
+                results: list[bytes] = []
+
+                async def read() -> None:
+                    if method == "read":
+                        results.append(await server.read(100))
+                        results.append(await server.read(100))
+                    else:
+                        results.append(await server.readline())
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read)
+                    await anyio.wait_all_tasks_blocked()
+                    if method == "read":
+                        await peer.send(b"abc")
+                        await anyio.wait_all_tasks_blocked()
+                    else:
+                        await peer.send(b"abc")
+                    await peer.aclose()
+            if method == "read":
+                assert results == [b"abc", b""]
+            else:
+                assert results == [b"abc"]
+
+
+async def test_read_all_until_peer_closes(log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+        ) as server:
+            data = bytes(range(256)) * 1000
+            async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
+                await server.connected_task
+                await peer.send(data)
+            assert await server.read(-1) == data
+
+
+async def test_reset_while_reading_is_connection_error(log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+        ) as server:
+            peer = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
+            await server.connected_task
+            outcome: list[BaseException] = []
+
+            async def read() -> None:
+                try:
+                    await server.read_str()
+                except Exception as exc:
+                    outcome.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+                await anyio.wait_all_tasks_blocked()
+                await rst_close(peer)
+            [error] = outcome
+            assert isinstance(error, ConnectionError), repr(error)
+            assert not server.connected
+            with pytest.raises(ConnectionError):
+                await server.write(b"x")
+
+
+async def test_write_after_peer_close_raises(log: logging.Logger) -> None:
+    callback = CallbackRecorder()
+    with anyio.fail_after(NET_TIMEOUT):
+        async with anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
+        ) as server:
+            async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port):
+                await callback.expect(True)
+            await callback.expect(False)
+            writes: list[Callable[[], Awaitable[None]]] = [
+                lambda: server.write(b"x"),
+                lambda: server.write_str("x"),
+                lambda: server.write_json(1),
+                lambda: server.writelines([b"x"]),
+                lambda: server.write_from(ShortStruct()),
+            ]
+            for write in writes:
+                with pytest.raises(ConnectionError):
+                    await write()
+
+
+async def test_unencodable_write_writes_nothing(log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log) as (server, client):
+            client.encoding = "ascii"
+            with pytest.raises(UnicodeEncodeError):
+                await client.write_str("caf\u00e9")
+            with pytest.raises(TypeError):
+                await client.write_json({"x": object()})
+            await client.write_str("ok")
+            assert await server.readline() == b"ok\r\n"
