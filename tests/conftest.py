@@ -57,9 +57,11 @@ def _no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     gc.collect()
     after = _open_fds()
     if before >= 0 and after > before:
-        backend = request.node.callspec.params.get("anyio_backend") if hasattr(
-            request.node, "callspec"
-        ) else None
+        backend = (
+            request.node.callspec.params.get("anyio_backend")
+            if hasattr(request.node, "callspec")
+            else None
+        )
         allowance = 2 if backend and "uvloop" in str(backend) and not _uvloop_seen() else 0
         assert after - before <= allowance, f"{after - before} file descriptors leaked"
 

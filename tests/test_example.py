@@ -46,4 +46,5 @@ async def test_echo_server_owned_form(log: logging.Logger) -> None:
             assert await client.read_str() == "hello"
             await client.close()
             await server.close()
-        assert client.done_task.done() and server.done_task.done()
+        assert client.done_task.done()
+        assert server.done_task.done()

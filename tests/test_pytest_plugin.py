@@ -6,7 +6,7 @@ import pytest
 
 pytestmark = pytest.mark.no_fd_check
 
-_TESTS = '''
+_TESTS = """
 import anyio
 import pytest
 
@@ -50,7 +50,7 @@ async def test_plain_server_defaults(anytcpip_server_factory, anytcpip_client_fa
 async def test_recorder_timeout(anytcpip_connect_recorder):
     with pytest.raises(TimeoutError):
         await anytcpip_connect_recorder.next(timeout=0.01)
-'''
+"""
 
 
 def test_fixtures_on_default_backend(pytester: pytest.Pytester) -> None:

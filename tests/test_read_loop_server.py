@@ -22,9 +22,7 @@ async def test_echo_read_loop(log: logging.Logger) -> None:
     with anyio.fail_after(10):
         async with EchoServer(port=0, log=log, connect_callback=recorder.callback) as server:
             for _ in range(2):  # the loop serves each new client
-                async with anytcpip.Client(
-                    host=server.host, port=server.port, log=log
-                ) as client:
+                async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
                     await recorder.assert_next(True)
                     for text in ("some data", "more data", "yet more data"):
                         await client.write_str(text)
@@ -128,11 +126,15 @@ async def test_close_from_inside_read_and_dispatch(log: logging.Logger, command:
 
 async def test_user_exception_in_async_with_comes_out_unchanged(log: logging.Logger) -> None:
     with anyio.fail_after(10):
+        server = EchoServer(port=0, log=log)
+
+        async def body() -> None:
+            async with server, anytcpip.Client(host=server.host, port=server.port, log=log):
+                await server.connected_task
+                raise KeyError("mine")
+
         with pytest.raises(KeyError) as info:
-            async with EchoServer(port=0, log=log) as server:
-                async with anytcpip.Client(host=server.host, port=server.port, log=log):
-                    await server.connected_task
-                    raise KeyError("mine")
+            await body()
         assert info.value.args == ("mine",)
         assert server.done_task.done()
 
@@ -268,7 +270,9 @@ async def test_heartbeats_never_split_user_messages(log: logging.Logger) -> None
     reads is a heartbeat or an intact message."""
     n_tasks, n_messages = 10, 200
     with anyio.fail_after(20):
-        async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server:
+        async with anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+        ) as server:
             async with anytcpip.Client(
                 host=server.host,
                 port=server.port,

@@ -28,8 +28,8 @@ from ._constants import TERMINATOR as TERMINATOR
 from ._exceptions import IncompleteReadError as IncompleteReadError
 from ._exceptions import LimitOverrunError as LimitOverrunError
 from ._one_client_server import OneClientServer as OneClientServer
-from ._read_loop_server import OneClientReadLoopServer as OneClientReadLoopServer
 from ._oneshot import OneShot as OneShot
+from ._read_loop_server import OneClientReadLoopServer as OneClientReadLoopServer
 from ._streams import close_stream as close_stream
 from ._streams import read_into as read_into
 from ._streams import write_from as write_from

@@ -121,9 +121,7 @@ class BaseClientOrServer(abc.ABC):
         linger: float = DEFAULT_LINGER,
     ) -> None:
         if connect_callback is not None and not _is_async_callable(connect_callback):
-            raise TypeError(
-                f"connect_callback={connect_callback!r} must be an async function"
-            )
+            raise TypeError(f"connect_callback={connect_callback!r} must be an async function")
         if not isinstance(log, logging.Logger):
             raise TypeError(f"log={log!r} must be a logging.Logger")
         if not isinstance(limit, int) or limit < 1:
@@ -224,7 +222,9 @@ class BaseClientOrServer(abc.ABC):
         if user_error is not None:
             raise user_error
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run in the caller's task group until :meth:`close`.
 
         Use as ``await task_group.start(obj.run)``: that returns once connected
@@ -315,10 +315,10 @@ class BaseClientOrServer(abc.ABC):
 
     # --------------------------------------------------- per-connection task
 
-    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:  # noqa: B027
         """Hook: the connection is up and the callback has run."""
 
-    def _on_disconnected(self) -> None:
+    def _on_disconnected(self) -> None:  # noqa: B027
         """Hook: the connection was lost or closed; the callback is next."""
 
     async def _serve_connection(
@@ -570,9 +570,7 @@ class BaseClientOrServer(abc.ABC):
         try:
             return json.loads(data)
         except json.JSONDecodeError as exc:
-            raise json.JSONDecodeError(
-                f"{exc.msg}; data={data!r}", exc.doc, exc.pos
-            ) from None
+            raise json.JSONDecodeError(f"{exc.msg}; data={data!r}", exc.doc, exc.pos) from None
         except RecursionError:
             raise json.JSONDecodeError(
                 f"nesting too deep to decode; data={data[:200]!r}", data, 0

@@ -1,75 +1,888 @@
-"""The ``anytcpip`` command line (``python -m anytcpip``)."""
+"""The ``anytcpip`` command line (also ``python -m anytcpip``).
+
+Subcommands:
+
+``demo``
+    An echo server and a client on loopback, on every installed backend.
+``serve``
+    A one-client server that prints what it receives (and can echo it).
+``connect``
+    A line console: sends each line typed on stdin, prints what arrives.
+``bench``
+    The benchmarks (provided by ``anytcpip._bench``, imported only when used).
+
+Messages go to stdout, one per line; everything else (status, errors) goes to
+stderr, so the output of ``serve`` and ``connect`` can be piped. Exit status:
+0 on success (also when the peer closes the connection), 1 on a runtime error,
+2 on bad arguments, 130 when interrupted by Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
+import codecs
+import ctypes
+import importlib
+import json
 import logging
+import os
+import ssl
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
+from anyio.from_thread import BlockingPortal
+from anyio.streams.memory import MemoryObjectSendStream
 
+from ._base import BaseClientOrServer
 from ._client import Client
-from ._constants import LOCALHOST_IPV4
+from ._constants import (
+    DEFAULT_ENCODING,
+    DEFAULT_LOCALHOST,
+    DEFAULT_TERMINATOR,
+    LOCALHOST_IPV4,
+)
+from ._exceptions import IncompleteReadError, LimitOverrunError
 from ._one_client_server import OneClientServer
 
+__all__ = ("available_backends", "main", "parse_escapes")
 
-def available_backends() -> list[tuple[str, str, dict[str, object]]]:
-    """(label, backend, options) for every backend installed here."""
-    backends: list[tuple[str, str, dict[str, object]]] = [("asyncio", "asyncio", {})]
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: ``--backend`` value -> (anyio backend, backend options, module that must import).
+BACKENDS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "asyncio": ("asyncio", {}, "asyncio"),
+    "uvloop": ("asyncio", {"use_uvloop": True}, "uvloop"),
+    "trio": ("trio", {}, "trio"),
+}
+
+_log = logging.getLogger("anytcpip.cli")
+
+T = TypeVar("T")
+
+
+class CLIError(Exception):
+    """A failure to report as ``error: <message>`` with exit status 1."""
+
+
+# --------------------------------------------------------------------- output
+
+
+def _out(text: str) -> None:
+    """Write one received message to stdout."""
+    print(text, flush=True)
+
+
+def _status(text: str) -> None:
+    """Write a status line to stderr."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _address(host: str | None, port: int) -> str:
+    if host is None:
+        host = "*"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# ---------------------------------------------------------- argument parsing
+
+_SIMPLE_ESCAPES = {
+    "\\": b"\\",
+    "r": b"\r",
+    "n": b"\n",
+    "t": b"\t",
+    "0": b"\x00",
+    "a": b"\x07",
+    "e": b"\x1b",
+}
+
+
+def parse_escapes(text: str) -> bytes:
+    """Turn a terminator typed on the command line into bytes.
+
+    Understands ``\\r``, ``\\n``, ``\\t``, ``\\0``, ``\\a``, ``\\e``, ``\\\\``
+    and ``\\xHH``; other characters stand for themselves (encoded as UTF-8).
+
+    Raises
+    ------
+    ValueError
+        For an unknown or incomplete escape sequence, or an empty result.
+    """
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char != "\\":
+            out += char.encode("utf-8")
+            i += 1
+            continue
+        if i + 1 >= len(text):
+            raise ValueError(f"{text!r} ends with a lone backslash")
+        code = text[i + 1]
+        if code in _SIMPLE_ESCAPES:
+            out += _SIMPLE_ESCAPES[code]
+            i += 2
+        elif code == "x":
+            digits = text[i + 2 : i + 4]
+            if len(digits) != 2 or not all(
+                c in "0123456789abcdefABCDEF" for c in digits
+            ):
+                raise ValueError(
+                    f"bad escape \\x{digits} in {text!r}: \\x needs two hex digits"
+                )
+            out.append(int(digits, 16))
+            i += 4
+        else:
+            raise ValueError(
+                f"unknown escape \\{code} in {text!r} "
+                "(use \\r, \\n, \\t, \\0, \\\\ or \\xHH)"
+            )
+    if not out:
+        raise ValueError("the terminator must not be empty")
+    return bytes(out)
+
+
+def _terminator_arg(text: str) -> bytes:
     try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        backends.append(("asyncio+uvloop", "asyncio", {"use_uvloop": True}))
+        return parse_escapes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _encoding_arg(name: str) -> str:
     try:
-        import trio  # noqa: F401
+        info = codecs.lookup(name)
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown encoding {name!r}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a text encoding")
+    return info.name
+
+
+def _port_arg(lowest: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            port = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid port {text!r}: not a number"
+            ) from None
+        if not lowest <= port <= 65535:
+            raise argparse.ArgumentTypeError(
+                f"port {port} is out of range ({lowest}-65535)"
+            )
+        return port
+
+    return parse
+
+
+def _seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid number of seconds {text!r}"
+        ) from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def _backend_installed(name: str) -> bool:
+    try:
+        importlib.import_module(BACKENDS[name][2])
     except ImportError:
-        pass
-    else:
-        backends.append(("trio", "trio", {}))
-    return backends
+        return False
+    return True
+
+
+def available_backends() -> list[tuple[str, str, dict[str, Any]]]:
+    """``(label, anyio backend, backend options)`` for every backend installed
+    here: asyncio always, asyncio+uvloop and trio when they can be imported."""
+    labels = {"asyncio": "asyncio", "uvloop": "asyncio+uvloop", "trio": "trio"}
+    return [
+        (labels[name], backend, dict(options))
+        for name, (backend, options, _module) in BACKENDS.items()
+        if _backend_installed(name)
+    ]
+
+
+# ---------------------------------------------------------------- running
+
+
+def _find(exc: BaseException, kind: type[T]) -> T | None:
+    """Find an exception of type ``kind`` in ``exc`` or (nested) exception groups."""
+    if isinstance(exc, kind):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _find(inner, kind)
+        if found is not None:
+            return found
+    return None
+
+
+def _run(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    func: Callable[[argparse.Namespace], Awaitable[int]],
+) -> int:
+    name = args.backend
+    if not _backend_installed(name):
+        extra = "uvloop" if name == "uvloop" else "trio"
+        parser.error(
+            f"backend {name!r} is not installed (pip install 'anytcpip[{extra}]')"
+        )
+    backend, options, _module = BACKENDS[name]
+    try:
+        status: int = anyio.run(
+            func, args, backend=backend, backend_options=dict(options)
+        )
+    except BaseException as exc:
+        if _find(exc, KeyboardInterrupt) is not None:
+            _status("interrupted")
+            return EXIT_INTERRUPTED
+        error = _find(exc, CLIError)
+        if error is not None:
+            _status(f"error: {error}")
+            return EXIT_ERROR
+        raise
+    return status
+
+
+def _reason(exc: BaseException) -> str:
+    """A short description of why a connect, bind or transfer failed."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+# ---------------------------------------------------------------- stdin
+
+
+class _StdinLines:
+    """Lines typed on stdin, delivered to the event loop without blocking it.
+
+    A daemon thread reads the file descriptor and hands each line to the loop
+    through a :class:`~anyio.from_thread.BlockingPortal`. A daemon thread rather
+    than :func:`anyio.to_thread.run_sync`: anyio's worker threads are not
+    daemons on asyncio, so one left blocked in ``read()`` after the peer closed
+    would keep the process alive until the user pressed Enter.
+    """
+
+    def __init__(
+        self, portal: BlockingPortal, send: MemoryObjectSendStream[bytes]
+    ) -> None:
+        self._portal = portal
+        self._send = send
+        self._thread = threading.Thread(
+            target=self._read, name="anytcpip stdin", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = -1
+        pending = b""
+        try:
+            while fd >= 0:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    self._portal.call(self._send.send, line)
+            if pending:
+                self._portal.call(self._send.send, pending)
+            self._portal.call(self._send.aclose)
+        except Exception:
+            # The event loop finished, or stopped listening, first: nobody wants
+            # the rest of the input.
+            return
+
+
+def _encode_line(line: bytes, args: argparse.Namespace) -> bytes | None:
+    """A line read from stdin, re-encoded with ``--encoding`` and terminated."""
+    text = line.rstrip(b"\r").decode(sys.stdin.encoding or "utf-8", errors="replace")
+    try:
+        data: bytes = text.encode(args.encoding) + args.terminator
+        return data
+    except UnicodeEncodeError as exc:
+        _status(
+            f"warning: cannot encode {text!r} as {args.encoding} "
+            f"({exc.reason}); not sent"
+        )
+        return None
+
+
+# ----------------------------------------------------------- receive side
+
+
+def _show(message: bytes, args: argparse.Namespace, *, partial: bool = False) -> None:
+    """Print one received message (without its terminator)."""
+    try:
+        text = message.decode(args.encoding)
+    except UnicodeDecodeError:
+        _out(repr(message))
+        _status(f"(the message above is not valid {args.encoding}; shown as bytes)")
+        return
+    if args.json:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            pass
+        else:
+            text = json.dumps(data, indent=2, ensure_ascii=False)
+    _out(text)
+    if partial:
+        _status("(the message above ended without a terminator)")
+
+
+async def _print_incoming(
+    obj: BaseClientOrServer,
+    args: argparse.Namespace,
+    *,
+    echo: bool,
+    on_message: Callable[[], None] | None = None,
+) -> str | None:
+    """Print each message (and echo it if ``echo``) until the connection ends.
+
+    Return None if the peer closed the connection, else why it failed.
+    ``on_message`` is called after each message arrives.
+    """
+    terminator = args.terminator
+    while True:
+        try:
+            data = await obj.readuntil(terminator)
+        except IncompleteReadError as exc:
+            if exc.partial:
+                _show(exc.partial, args, partial=True)
+            return None
+        except LimitOverrunError:
+            _status(f"warning: a message longer than {obj.limit} bytes was discarded")
+            continue
+        except ConnectionError as exc:
+            return _reason(exc)
+        if on_message is not None:
+            on_message()
+        _show(data[: -len(terminator)], args)
+        if echo:
+            try:
+                await obj.write(data)
+            except ConnectionError:
+                pass
+
+
+# ------------------------------------------------------------------ serve
+
+
+def _server_tls(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> ssl.SSLContext | None:
+    if args.certfile is None:
+        if args.tls:
+            parser.error(
+                "--tls needs --certfile (and --keyfile unless the key is in it)"
+            )
+        if args.keyfile or args.cafile:
+            parser.error("--keyfile and --cafile need --certfile")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.certfile, args.keyfile)
+        if args.cafile:
+            context.load_verify_locations(cafile=args.cafile)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        parser.error(f"could not load the TLS files: {_reason(exc)}")
+    return context
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    async def on_change(server: OneClientServer) -> None:
+        _status("client connected" if server.connected else "client disconnected")
+
+    host = None if args.host == "*" else args.host
+    server = OneClientServer(
+        host=host,
+        port=args.port,
+        log=_log,
+        connect_callback=on_change,
+        encoding=args.encoding,
+        terminator=args.terminator,
+        ssl_context=args.ssl_context,
+    )
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(server)
+        except OSError as exc:
+            raise CLIError(
+                f"could not listen on {_address(host, args.port)}: {_reason(exc)}"
+            ) from exc
+        where = ", ".join(_address(h, p) for h, p in server.bound_addresses)
+        tls = " (TLS)" if args.ssl_context is not None else ""
+        _status(f"listening on {where}{tls}; Ctrl-C to stop")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stdin_to_server, server, args)
+            while True:
+                await server.connected_task
+                failure = await _print_incoming(server, args, echo=args.echo)
+                if failure is not None:
+                    _status(f"connection lost: {failure}")
+                # Let the server finish with this client (callback included),
+                # so connected_task is fresh for the next one.
+                await server.close_client()
+                if not args.keep_listening:
+                    _status(
+                        "the client left; stopping "
+                        "(use --keep-listening to wait for the next one)"
+                    )
+                    break
+            tg.cancel_scope.cancel()
+    return EXIT_OK
+
+
+async def _stdin_to_server(server: OneClientServer, args: argparse.Namespace) -> None:
+    """Send each line typed on stdin to the connected client (waiting for one)."""
+    send, receive = anyio.create_memory_object_stream[bytes]()
+    async with BlockingPortal() as portal, receive:
+        try:
+            _StdinLines(portal, send).start()
+            async for line in receive:
+                data = _encode_line(line, args)
+                if data is None:
+                    continue
+                while True:
+                    await server.connected_task
+                    try:
+                        await server.write(data)
+                        break
+                    except ConnectionError:
+                        await anyio.sleep(0.01)
+        finally:
+            await portal.stop(cancel_remaining=True)
+
+
+# ---------------------------------------------------------------- connect
+
+
+def _client_tls(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> ssl.SSLContext | None:
+    if not (args.tls or args.cafile or args.certfile or args.insecure):
+        return None
+    if args.keyfile and not args.certfile:
+        parser.error("--keyfile needs --certfile")
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    try:
+        if args.cafile:
+            context.load_verify_locations(cafile=args.cafile)
+        if args.certfile:
+            context.load_cert_chain(args.certfile, args.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        parser.error(f"could not load the TLS files: {_reason(exc)}")
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def _connect(args: argparse.Namespace) -> int:
+    kwargs: dict[str, Any] = {}
+    if args.ssl_context is not None:
+        kwargs = {"tls": True, "ssl_context": args.ssl_context}
+    where = _address(args.host, args.port)
+    client = Client(
+        host=args.host,
+        port=args.port,
+        log=_log,
+        encoding=args.encoding,
+        terminator=args.terminator,
+        **kwargs,
+    )
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(client)
+        except (OSError, anyio.BrokenResourceError) as exc:
+            raise CLIError(f"could not connect to {where}: {_reason(exc)}") from exc
+        tls = " (TLS)" if args.ssl_context is not None else ""
+        _status(
+            f"connected to {where}{tls}; type lines to send, Ctrl-D or Ctrl-C to quit"
+        )
+
+        outcome: list[str] = []
+        last_message = [anyio.current_time()]
+
+        def on_message() -> None:
+            last_message[0] = anyio.current_time()
+
+        async with anyio.create_task_group() as tg:
+
+            async def receive() -> None:
+                failure = await _print_incoming(
+                    client, args, echo=False, on_message=on_message
+                )
+                outcome.append("closed" if failure is None else failure)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(receive)
+            await _stdin_to_client(client, args)
+            # End of input: keep printing replies until none has come for
+            # --wait seconds (or the peer closes), then close.
+            quiet_since = anyio.current_time()
+            while True:
+                remaining = (
+                    max(last_message[0], quiet_since) + args.wait - anyio.current_time()
+                )
+                if remaining <= 0:
+                    break
+                await anyio.sleep(remaining)
+            tg.cancel_scope.cancel()
+    if not outcome:
+        _status(f"end of input; closed the connection to {where}")
+        return EXIT_OK
+    if outcome[0] == "closed":
+        _status(f"connection closed by {where}")
+        return EXIT_OK
+    raise CLIError(f"connection to {where} lost: {outcome[0]}")
+
+
+async def _stdin_to_client(client: Client, args: argparse.Namespace) -> None:
+    """Send each line typed on stdin; return at end of input."""
+    send, receive = anyio.create_memory_object_stream[bytes]()
+    async with BlockingPortal() as portal, receive:
+        try:
+            _StdinLines(portal, send).start()
+            async for line in receive:
+                data = _encode_line(line, args)
+                if data is not None:
+                    try:
+                        await client.write(data)
+                    except ConnectionError:
+                        return
+        finally:
+            await portal.stop(cancel_remaining=True)
+
+
+# ------------------------------------------------------------------- demo
+
+
+class _Status(ctypes.Structure):
+    """The binary message of the demo."""
+
+    _fields_ = [("timestamp", ctypes.c_double), ("positions", ctypes.c_int64 * 3)]
+
+    def __str__(self) -> str:
+        return f"Status(timestamp={self.timestamp}, positions={list(self.positions)})"
 
 
 async def _demo_once(label: str) -> None:
-    log = logging.getLogger("anytcpip.demo")
-    events: list[str] = []
+    def say(text: str) -> None:
+        _out(f"[{label}] {text}")
+
+    server_events: list[bool] = []
+    lost = anyio.Event()
 
     async def on_server_change(server: OneClientServer) -> None:
-        events.append("client connected" if server.connected else "client left")
+        server_events.append(server.connected)
 
-    async with OneClientServer(
-        host=LOCALHOST_IPV4, port=0, log=log, connect_callback=on_server_change
-    ) as server:
-        async with Client(host=LOCALHOST_IPV4, port=server.port, log=log) as client:
-            await server.connected_task
-            await client.write_str("hello")
-            line = await server.read_str()
-            await server.write_str(line.upper())
-            reply = await client.read_str()
-            print(f"[{label}] client sent 'hello', server echoed {reply!r}")
-        with anyio.fail_after(5):
-            while server.connected:
-                await anyio.sleep(0.001)
-        print(f"[{label}] server saw: {', '.join(events)}")
+    async def on_client_change(client: Client) -> None:
+        if not client.connected:
+            lost.set()
+
+    async def echo(server: OneClientServer) -> None:
+        while True:
+            try:
+                data = await server.read(65536)
+            except ConnectionError:
+                return
+            if not data:
+                return
+            await server.write(data)
+
+    with anyio.fail_after(20):
+        async with OneClientServer(
+            host=LOCALHOST_IPV4, port=0, log=_log, connect_callback=on_server_change
+        ) as server:
+            say(f"echo server listening on {_address(LOCALHOST_IPV4, server.port)}")
+            async with (
+                Client(
+                    host=LOCALHOST_IPV4,
+                    port=server.port,
+                    log=_log,
+                    connect_callback=on_client_change,
+                ) as client,
+                anyio.create_task_group() as tg,
+            ):
+                await server.connected_task
+                say(
+                    "client connected; the server's connect_callback saw connected=True"
+                )
+                tg.start_soon(echo, server)
+
+                await client.write_str("hello, controller")
+                line = await client.read_str()
+                say(f"str:    write_str('hello, controller') -> read_str() = {line!r}")
+
+                command = {"command": "move", "axis": 2, "position": 12.5}
+                await client.write_json(command)
+                reply = await client.read_json()
+                sent_json = json.dumps(command)
+                say(f"json:   write_json({sent_json}) -> read_json() = {reply!r}")
+
+                sent = _Status(timestamp=1234.5, positions=(-1, 2, 3))
+                await client.write_from(sent)
+                received = _Status()
+                await client.read_into(received)
+                say(f"struct: write_from({sent}) -> read_into() filled {received}")
+
+                await client.write(b"half a ")
+                with anyio.move_on_after(0.05) as scope:
+                    await client.read_str()
+                await client.write(b"message\r\n")
+                rest = await client.read_str()
+                cancelled = "timed out" if scope.cancelled_caught else "returned"
+                say(
+                    f"cancel: read_str() under move_on_after(0.05) {cancelled} "
+                    "with half a message in flight and consumed nothing: "
+                    f"next read_str() = {rest!r}"
+                )
+
+                start = anyio.current_time()
+                await server.close_client()
+                await lost.wait()
+                took = (anyio.current_time() - start) * 1000
+                say(
+                    "server hung up; the client's connect_callback saw "
+                    f"connected=False after {took:.1f} ms "
+                    f"(should_be_connected={client.should_be_connected})"
+                )
+        calls = ", ".join(f"connected={state}" for state in server_events)
+        say(f"the server's connect_callback was called with: {calls}")
 
 
-def _demo(args: argparse.Namespace) -> int:
-    for label, backend, options in available_backends():
-        anyio.run(_demo_once, label, backend=backend, backend_options=options)
-    return 0
+def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    backends = available_backends()
+    if args.backend is not None:
+        if not _backend_installed(args.backend):
+            parser.error(f"backend {args.backend!r} is not installed")
+        wanted = {"asyncio": "asyncio", "uvloop": "asyncio+uvloop", "trio": "trio"}[
+            args.backend
+        ]
+        backends = [b for b in backends if b[0] == wanted]
+    names = ", ".join(label for label, _, _ in backends)
+    _out(f"anytcpip demo: an echo server and a client on loopback, on {names}")
+    for label, backend, options in backends:
+        _out("")
+        try:
+            anyio.run(_demo_once, label, backend=backend, backend_options=options)
+        except KeyboardInterrupt:
+            _status("interrupted")
+            return EXIT_INTERRUPTED
+    _out("")
+    _out(f"done: the same code ran on {names}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ bench
+
+
+def _bench_module() -> Any:
+    return importlib.import_module("anytcpip._bench")
+
+
+# ------------------------------------------------------------------ parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--terminator",
+        type=_terminator_arg,
+        default=DEFAULT_TERMINATOR,
+        metavar="TEXT",
+        help=r"message terminator, with escapes such as \r\n, \n, \x00 (default: \r\n)",
+    )
+    parser.add_argument(
+        "--encoding",
+        type=_encoding_arg,
+        default=DEFAULT_ENCODING,
+        help=f"text encoding of the messages (default: {DEFAULT_ENCODING})",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="pretty-print received messages that are JSON",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        default="asyncio",
+        help="event loop to run on (default: asyncio)",
+    )
+    parser.add_argument("--tls", action="store_true", help="use TLS")
+    parser.add_argument(
+        "--cafile", metavar="PEM", help="CA certificates to verify the peer with"
+    )
+    parser.add_argument(
+        "--certfile", metavar="PEM", help="this end's certificate chain"
+    )
+    parser.add_argument("--keyfile", metavar="PEM", help="this end's private key")
+
+
+def build_parser() -> tuple[
+    argparse.ArgumentParser, dict[str, argparse.ArgumentParser]
+]:
+    """The argument parser, and its subcommand parsers by name."""
+    parser = argparse.ArgumentParser(
+        prog="anytcpip",
+        description="TCP/IP clients and one-client servers on anyio: demo and tools.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-vv for debug)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subs: dict[str, argparse.ArgumentParser] = {}
+
+    demo = sub.add_parser(
+        "demo",
+        help="echo server and client on loopback, on every installed backend",
+        description="Run an echo server and a client on 127.0.0.1 under each installed "
+        "backend: send a str, JSON and a ctypes struct, cancel a read, hang up.",
+    )
+    demo.add_argument(
+        "--backend", choices=list(BACKENDS), help="run on this backend only"
+    )
+    subs["demo"] = demo
+
+    serve = sub.add_parser(
+        "serve",
+        help="one-client server that prints what it receives",
+        description="Listen for one client; print each message it sends; send each "
+        "line typed on stdin to it. Stops when the client leaves "
+        "(unless --keep-listening).",
+    )
+    serve.add_argument(
+        "--host",
+        default=DEFAULT_LOCALHOST,
+        help="address to listen on; '*' for every interface "
+        f"(default: {DEFAULT_LOCALHOST})",
+    )
+    serve.add_argument(
+        "--port",
+        type=_port_arg(0),
+        default=0,
+        help="port to listen on (default: 0, any free port)",
+    )
+    serve.add_argument(
+        "--echo", action="store_true", help="send each message back to the client"
+    )
+    serve.add_argument(
+        "-k",
+        "--keep-listening",
+        action="store_true",
+        help="serve the next client when one leaves",
+    )
+    _add_common(serve)
+    subs["serve"] = serve
+
+    connect = sub.add_parser(
+        "connect",
+        help="line console to a server",
+        description="Connect; send each line typed on stdin (with the terminator); "
+        "print each message that arrives. Stops when the server closes or at end "
+        "of input.",
+    )
+    connect.add_argument("host", help="server host name or address")
+    connect.add_argument("port", type=_port_arg(1), help="server port")
+    connect.add_argument(
+        "--wait",
+        type=_seconds_arg,
+        default=1.0,
+        metavar="SECONDS",
+        help="after end of input, keep printing replies until none has come for this "
+        "long, then close (default: 1)",
+    )
+    connect.add_argument(
+        "--insecure",
+        action="store_true",
+        help="TLS without verifying the server's certificate",
+    )
+    _add_common(connect)
+    subs["connect"] = connect
+
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmarks",
+        description="Benchmarks against raw anyio and asyncio streams.",
+    )
+    subs["bench"] = bench
+    return parser, subs
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    parser = argparse.ArgumentParser(prog="anytcpip", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="echo server and client on loopback, on every backend")
-    demo.set_defaults(func=_demo)
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the
+    exit status. Never raises SystemExit."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return EXIT_OK
+        return code if isinstance(code, int) else EXIT_ERROR
+    except KeyboardInterrupt:
+        _status("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str]) -> int:
+    bench_module: Any = None
+    if _command_of(argv) == "bench":
+        try:
+            bench_module = _bench_module()
+        except ImportError as exc:
+            _status(f"error: the bench command is not available here: {exc}")
+            return EXIT_USAGE
+    parser, subs = build_parser()
+    if bench_module is not None:
+        bench_module.add_arguments(subs["bench"])
     args = parser.parse_args(argv)
-    status: int = args.func(args)
-    return status
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+    if args.command == "demo":
+        return _demo(subs["demo"], args)
+    if args.command == "bench":
+        status: int = bench_module.run_from_args(args)
+        return status
+    sub = subs[args.command]
+    if args.command == "serve":
+        args.ssl_context = _server_tls(sub, args)
+        return _run(sub, args, _serve)
+    args.ssl_context = _client_tls(sub, args)
+    return _run(sub, args, _connect)
 
 
 if __name__ == "__main__":  # pragma: no cover

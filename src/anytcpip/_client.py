@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import anyio
@@ -17,6 +18,9 @@ from ._constants import (
     HEARTBEAT,
 )
 from ._streams import configure_socket
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ("Client",)
 
@@ -102,9 +106,8 @@ class Client(BaseClientOrServer):
             terminator=terminator,
             **own,
         )
-        if host != "":
-            if port is None or not isinstance(port, int) or not 0 < port < 65536:
-                raise ValueError(f"port={port!r} must be an int in 1..65535")
+        if host != "" and (port is None or not isinstance(port, int) or not 0 < port < 65536):
+            raise ValueError(f"port={port!r} must be an int in 1..65535")
         if run_heartbeat_send_task and not heartbeat_send_sleep > 0:
             raise ValueError(f"heartbeat_send_sleep={heartbeat_send_sleep!r} must be > 0")
         #: The server's host, as given.
@@ -134,8 +137,11 @@ class Client(BaseClientOrServer):
 
     async def _started_hook(self) -> None:
         stream, self._stream = self._stream, None
-        assert stream is not None and self._inner is not None
-        conn = Connection(limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log)
+        assert stream is not None
+        assert self._inner is not None
+        conn = Connection(
+            limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log
+        )
         conn.peer = f"{self.host}:{self.port}"
         await self._inner.start(self._serve_connection, conn, stream, None)
 

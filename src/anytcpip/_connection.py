@@ -95,6 +95,11 @@ class Connection:
         """True until end-of-stream, a transport error, or close at this end."""
         return not (self.eof or self.error is not None or self.closed_here)
 
+    def _usable(self) -> bool:
+        # is_open, as a call: state changes while awaiting, and a call is not
+        # narrowed by type checkers the way a property is.
+        return self.is_open
+
     @property
     def read_busy(self) -> bool:
         """True while a reader is waiting (later readers must queue behind it)."""
@@ -171,7 +176,7 @@ class Connection:
                 while len(buffer) >= buffer.limit and not self._reader_waiting:
                     waiter = self._space_waiter = anyio.Event()
                     await waiter.wait()
-                    if not self.is_open:
+                    if not self._usable():
                         return
                 chunk = await stream.receive(1 << 16)
                 buffer.feed(chunk)
@@ -247,7 +252,7 @@ class Connection:
         if self._pump_running:
             for _ in range(3):
                 await anyio.lowlevel.checkpoint()
-                if not self.is_open:
+                if not self._usable():
                     return
         elif not self._read_lock.locked():
             async with self._read_lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import ssl
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -32,12 +32,11 @@ ACCEPT_RETRY_DELAY = 0.1
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
-def _root_errno(exc: BaseException) -> int | None:
+def _root_errno(error: BaseException) -> int | None:
+    exc: BaseException | None = error
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno is not None:
             return exc.errno
-        if exc.__cause__ is None:
-            return None
         exc = exc.__cause__
     return None
 
@@ -135,11 +134,9 @@ class OneClientServer(BaseClientOrServer):
         multi = await anyio.create_tcp_listener(
             local_host=self.host, local_port=self._requested_port, **self._listen_kwargs
         )
-        self._listeners = list(multi.listeners)
-        addresses = [
-            listener.extra(SocketAttribute.local_address) for listener in self._listeners
-        ]
-        self.bound_addresses = [(str(a[0]), int(a[1])) for a in addresses]  # type: ignore[index]
+        self._listeners = [cast(anyio.abc.SocketListener, lsn) for lsn in multi.listeners]
+        addresses = [listener.extra(SocketAttribute.local_address) for listener in self._listeners]
+        self.bound_addresses = [(str(a[0]), int(a[1])) for a in addresses]
         self.port = self.bound_addresses[0][1]
         self.log.info("listening on %s", self.bound_addresses)
 
@@ -165,9 +162,7 @@ class OneClientServer(BaseClientOrServer):
                     return
                 code = _root_errno(exc)
                 if code in _CAPACITY_ERRNOS:
-                    self.log.error(
-                        "accept failed: %s; retrying in %s s", exc, ACCEPT_RETRY_DELAY
-                    )
+                    self.log.error("accept failed: %s; retrying in %s s", exc, ACCEPT_RETRY_DELAY)
                 else:
                     self.log.warning("accept failed: %r; retrying", exc)
                 await anyio.sleep(ACCEPT_RETRY_DELAY)

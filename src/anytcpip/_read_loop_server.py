@@ -118,9 +118,7 @@ class OneClientReadLoopServer(OneClientServer):
             client, as lsst.ts.tcpip does.
         """
         if not self.run_heartbeat_monitor_task:
-            raise RuntimeError(
-                "received a heartbeat, but run_heartbeat_monitor_task is False"
-            )
+            raise RuntimeError("received a heartbeat, but run_heartbeat_monitor_task is False")
         self._heartbeat_deadline = anyio.current_time() + self.max_heartbeat_interval
 
     def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
