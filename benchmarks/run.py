@@ -1,0 +1,16 @@
+"""Run the anytcpip benchmarks (the same as ``anytcpip bench``).
+
+    python benchmarks/run.py --quick
+    python benchmarks/run.py --rounds 7 --json results.json
+
+See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from anytcpip._bench import main
+
+if __name__ == "__main__":
+    sys.exit(main())

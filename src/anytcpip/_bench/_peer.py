@@ -1,0 +1,128 @@
+"""One end of one benchmark run, in a fresh process.
+
+Started by the parent as ``python -m anytcpip._bench._peer CONFIG_JSON``; talks
+to it with ``@@TAG text`` lines on stdout (``PORT`` once listening, ``RESULT``
+at the end) and takes commands on stdin. A failure (validation included) is a
+traceback on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ._common import (
+    BULK_CHUNK,
+    HOST,
+    IMPLEMENTATIONS,
+    READY,
+    ValidationError,
+    current_rss,
+    emit,
+    peak_rss,
+    set_nodelay,
+)
+
+__all__ = ("main",)
+
+
+def _ready(port: int) -> None:
+    emit("PORT", str(port))
+
+
+def _socket_server(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A peer that accepts and then never reads (for the stall check)."""
+    with socket.create_server((HOST, 0)) as listener:
+        _ready(listener.getsockname()[1])
+        conn, _ = listener.accept()
+        with conn:
+            set_nodelay(conn)
+            line = sys.stdin.readline()
+            if line.strip() != "exit":
+                raise RuntimeError(f"unexpected command {line!r}")
+    return {}
+
+
+def _socket_client(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A peer that sends as fast as it can until it is blocked (flood check)."""
+    chunk = b"f" * BULK_CHUNK
+    sent = 0
+    blocked = False
+    with socket.create_connection((HOST, cfg["port"])) as sock:
+        set_nodelay(sock)
+        if sock.recv(1) != READY:
+            raise ValidationError("flood: no ready byte")
+        sock.settimeout(cfg["block_timeout"])
+        try:
+            while sent < cfg["max_bytes"]:
+                sent += sock.send(chunk)
+        except TimeoutError:
+            blocked = True
+        emit("RESULT", json.dumps({"sent": sent, "blocked": blocked, "rss": current_rss()}))
+        line = sys.stdin.readline()
+        if line.strip() != "exit":
+            raise RuntimeError(f"unexpected command {line!r}")
+    return {}
+
+
+def run(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """Run one end as ``cfg`` says; return its results (None: already sent)."""
+    impl = cfg["impl"]
+    role = cfg["role"]
+    if impl == "socket":
+        if role == "server":
+            return _socket_server(cfg)
+        _socket_client(cfg)
+        return None
+    family, backend, options, _ = IMPLEMENTATIONS[impl]
+    if family == "asyncio":
+        import asyncio
+
+        from . import _impl_asyncio as mod_asyncio
+
+        coro: Coroutine[Any, Any, dict[str, Any]] = (
+            mod_asyncio.server(cfg, _ready) if role == "server" else mod_asyncio.client(cfg)
+        )
+        return asyncio.run(coro)
+
+    import anyio
+
+    if family == "anytcpip":
+        from . import _impl_anytcpip as mod
+    else:
+        from . import _impl_anyio as mod  # type: ignore[no-redef]
+    func: Callable[[], Coroutine[Any, Any, dict[str, Any]]]
+    if role == "server":
+        func = lambda: mod.server(cfg, _ready)  # noqa: E731
+    else:
+        func = lambda: mod.client(cfg)  # noqa: E731
+    return anyio.run(func, backend=backend, backend_options=options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    cfg = json.loads(args[0])
+    profile_dir = cfg.get("profile_dir")
+    if profile_dir:
+        import cProfile
+        import os
+
+        profiler = cProfile.Profile()
+        try:
+            result = profiler.runcall(run, cfg)
+        finally:
+            name = f"{cfg['impl']}-{cfg['workload']}-{cfg['role']}.prof"
+            profiler.dump_stats(os.path.join(profile_dir, name))
+    else:
+        result = run(cfg)
+    if result is not None:
+        result["peak_rss"] = peak_rss()
+        emit("RESULT", json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
