@@ -179,6 +179,15 @@ class _Child:
         )
 
 
+def _describe_failure(children: dict[str, _Child]) -> str:
+    """Why the run failed: every end that exited with an error (the one that
+    found the problem and the one that then lost its peer)."""
+    for child in children.values():
+        child.stop(time.monotonic() + 2)
+    failed = [child.describe() for child in children.values() if child.proc.returncode != 0]
+    return "\n".join(failed) or "a peer ended without reporting"
+
+
 def _run_pair(
     server_cfg: dict[str, Any],
     client_cfg: dict[str, Any],
@@ -210,8 +219,7 @@ def _run_pair(
                 continue
             if tag is None:
                 if name not in results:
-                    children[name].stop(time.monotonic() + 5)
-                    failure = children[name].describe()
+                    failure = _describe_failure(children)
             elif tag == "PORT" and name == "server":
                 children["client"] = _Child("client", {**client_cfg, "port": int(text)}, events)
             elif tag == "RESULT":
