@@ -68,6 +68,15 @@ def _socket_client(cfg: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _get_port(cfg: dict[str, Any]) -> None:
+    """A client is started with the server; the parent sends the port on stdin."""
+    if cfg["role"] == "client" and "port" not in cfg:
+        command, _, port = sys.stdin.readline().partition(" ")
+        if command != "port":
+            raise RuntimeError(f"expected the server's port, got {command!r}")
+        cfg["port"] = int(port)
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any] | None:
     """Run one end as ``cfg`` says; return its results (None: already sent)."""
     impl = cfg["impl"]
@@ -75,6 +84,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any] | None:
     if impl == "socket":
         if role == "server":
             return _socket_server(cfg)
+        _get_port(cfg)
         _socket_client(cfg)
         return None
     family, backend, options, _ = IMPLEMENTATIONS[impl]
@@ -83,6 +93,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any] | None:
 
         from . import _impl_asyncio as mod_asyncio
 
+        _get_port(cfg)
         coro: Coroutine[Any, Any, dict[str, Any]] = (
             mod_asyncio.server(cfg, _ready) if role == "server" else mod_asyncio.client(cfg)
         )
@@ -99,6 +110,12 @@ def run(cfg: dict[str, Any]) -> dict[str, Any] | None:
         func = lambda: mod.server(cfg, _ready)  # noqa: E731
     else:
         func = lambda: mod.client(cfg)  # noqa: E731
+    # Import the backend now, while the server may still be starting.
+    if backend == "trio":
+        import trio  # noqa: F401
+    if options.get("use_uvloop"):
+        import uvloop  # noqa: F401
+    _get_port(cfg)
     return anyio.run(func, backend=backend, backend_options=options)
 
 

@@ -73,10 +73,10 @@ class Counts:
         return cls(
             echo=1000,
             echo_warmup=100,
-            lines=30_000,
-            structs=30_000,
+            lines=25_000,
+            structs=25_000,
             bulk=32 << 20,
-            hangup=40,
+            hangup=30,
             hangup_gap=0.003,
             flood_max=128 << 20,
             stall_max=128 << 20,
@@ -208,6 +208,9 @@ def _run_pair(
     failure: str | None = None
     try:
         children["server"] = _Child("server", server_cfg, events)
+        # Started at once too (it waits for the port on stdin), to overlap the
+        # two interpreters' start-up.
+        children["client"] = _Child("client", client_cfg, events)
         while len(results) < 2 and failure is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -221,7 +224,7 @@ def _run_pair(
                 if name not in results:
                     failure = _describe_failure(children)
             elif tag == "PORT" and name == "server":
-                children["client"] = _Child("client", {**client_cfg, "port": int(text)}, events)
+                children["client"].send(f"port {int(text)}")
             elif tag == "RESULT":
                 results[name] = json.loads(text)
                 if name == "client" and after_client:
