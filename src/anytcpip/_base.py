@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._connection import WRITE_HIGH_WATER, Connection
+from ._connection import Connection
 from ._constants import (
     DEFAULT_ENCODING,
     DEFAULT_LIMIT,
@@ -324,7 +324,7 @@ class BaseClientOrServer(abc.ABC):
     async def _serve_connection(
         self,
         conn: Connection,
-        stream: anyio.abc.ByteStream,
+        stream_to_wrap: anyio.abc.ByteStream | None,
         previous: Connection | None,
         *,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
@@ -335,15 +335,19 @@ class BaseClientOrServer(abc.ABC):
         try:
             if previous is not None:
                 await previous.done.wait()
-            stream = await self._prepare_stream(stream)
-            conn.stream = stream
+            if stream_to_wrap is not None:
+                try:
+                    conn.attach(await self._wrap_stream(stream_to_wrap))
+                except BaseException:
+                    await anyio.aclose_forcefully(stream_to_wrap)
+                    raise
             async with anyio.create_task_group() as tg:
-                tg.start_soon(conn.flusher)
+                conn.start_sending(tg)
                 self._conn = conn
                 self.should_be_connected = True
                 await self.call_connect_callback()
                 if conn.monitor and conn.is_open:
-                    tg.start_soon(conn.pump)
+                    conn.start_receiving(tg)
                 self._on_connected(tg)
                 task_status.started()
                 await conn.lost.wait()
@@ -368,7 +372,7 @@ class BaseClientOrServer(abc.ABC):
                 # Cancelled before the disconnect callback could run.
                 self._was_connected = False
 
-    async def _prepare_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
+    async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         """Hook: wrap an accepted stream (TLS) before it is used."""
         return stream
 
@@ -596,7 +600,7 @@ class BaseClientOrServer(abc.ABC):
         if type(data) is not bytes:
             data = bytes(data)
         conn = self._conn
-        if conn is None or conn.out_len >= WRITE_HIGH_WATER or not conn.is_open:
+        if conn is None or conn.write_blocked or not conn.is_open:
             conn = self._connection()
             await conn.wait_writable()
         if data:

@@ -32,11 +32,12 @@ def _refused(exc: OSError) -> OSError:
     was refused, say so with ConnectionRefusedError."""
     if isinstance(exc, ConnectionRefusedError):
         return exc
-    group = exc.__cause__
-    if isinstance(group, BaseExceptionGroup) and all(
-        isinstance(e, ConnectionRefusedError) for e in group.exceptions
-    ):
-        new = ConnectionRefusedError(*group.exceptions[0].args)
+    cause = exc.__cause__
+    causes = list(cause.exceptions) if isinstance(cause, BaseExceptionGroup) else [cause]
+    if causes and all(isinstance(e, ConnectionRefusedError) for e in causes):
+        first = causes[0]
+        assert isinstance(first, ConnectionRefusedError)
+        new = ConnectionRefusedError(first.errno, f"{first.strerror} ({exc})")
         new.__cause__ = exc
         return new
     return exc
@@ -131,7 +132,13 @@ class Client(BaseClientOrServer):
         try:
             stream = await anyio.connect_tcp(host, self.port, **self._connect_kwargs)
         except OSError as exc:
-            raise _refused(exc) from exc.__cause__
+            error = _refused(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            # A TLS handshake that the server broke off.
+            raise ConnectionError(f"could not connect to {host}:{self.port}: {exc!r}") from exc
         configure_socket(stream)
         self._stream = stream
 
@@ -139,11 +146,11 @@ class Client(BaseClientOrServer):
         stream, self._stream = self._stream, None
         assert stream is not None
         assert self._inner is not None
-        conn = Connection(
-            limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log
+        conn = Connection.create(
+            stream, limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log
         )
         conn.peer = f"{self.host}:{self.port}"
-        await self._inner.start(self._serve_connection, conn, stream, None)
+        await self._inner.start(self._serve_connection, conn, None, None)
 
     async def _teardown(self) -> None:
         conn = self._conn

@@ -36,6 +36,7 @@ from ._exceptions import is_transport_error, to_connection_error
 
 __all__ = ("RECEIVE_CHUNK", "WRITE_HIGH_WATER", "Connection")
 
+
 T = TypeVar("T")
 
 #: Bytes asked for per ``receive()``.
@@ -81,12 +82,43 @@ class Connection:
         # Send side.
         self._out: list[bytes] = []
         self.out_len = 0
+        #: True while a writer must wait before queueing (backpressure).
+        self.write_blocked = False
         self._sending = False
         self._flush_waiter: anyio.Event | None = None
         self._drain_waiter: anyio.Event | None = None
 
     def __repr__(self) -> str:
-        return f"<Connection {self.peer} open={self.is_open}>"
+        return f"<{type(self).__name__} {self.peer} open={self.is_open}>"
+
+    @classmethod
+    def create(
+        cls,
+        stream: anyio.abc.ByteStream,
+        *,
+        limit: int,
+        monitor: bool,
+        log: logging.Logger,
+        attach: bool = True,
+    ) -> Connection:
+        """Make the connection for ``stream``: the asyncio fast path where it
+        applies, else the generic one. With ``attach`` False the stream is
+        attached later (after a TLS handshake), with :meth:`attach`."""
+        if attach:
+            # Only an asyncio stream qualifies (checked inside).
+            from ._asyncio_connection import AsyncioConnection
+
+            conn = AsyncioConnection.take_over(stream, limit=limit, monitor=monitor, log=log)
+            if conn is not None:
+                return conn
+        conn = Connection(limit=limit, monitor=monitor, log=log)
+        if attach:
+            conn.stream = stream
+        return conn
+
+    def attach(self, stream: anyio.abc.ByteStream) -> None:
+        """Use ``stream`` (for a connection made with ``attach=False``)."""
+        self.stream = stream
 
     # ------------------------------------------------------------------ state
 
@@ -127,6 +159,7 @@ class Connection:
             self.log.debug("connection %s failed: %r", self.peer, exc)
             self._out.clear()
             self.out_len = 0
+            self.write_blocked = False
             self._became_unusable()
 
     def close_here(self) -> None:
@@ -267,10 +300,21 @@ class Connection:
             self._drain_waiter = None
             waiter.set()
 
+    def start_sending(self, tg: anyio.abc.TaskGroup) -> None:
+        """Start sending what is queued."""
+        tg.start_soon(self.flusher)
+
+    def start_receiving(self, tg: anyio.abc.TaskGroup) -> None:
+        """Start receiving continuously (monitoring)."""
+        tg.start_soon(self.pump)
+
     def queue(self, data: bytes) -> None:
-        """Queue ``data`` for the flusher (the caller checked ``is_open``)."""
+        """Queue ``data`` to be sent (the caller checked ``is_open`` and
+        ``write_blocked``)."""
         self._out.append(data)
         self.out_len += len(data)
+        if self.out_len >= WRITE_HIGH_WATER:
+            self.write_blocked = True
         waiter = self._flush_waiter
         if waiter is not None:
             self._flush_waiter = None
@@ -281,7 +325,7 @@ class Connection:
         while True:
             if not self.is_open:
                 raise self.not_connected()
-            if self.out_len < WRITE_HIGH_WATER:
+            if not self.write_blocked:
                 return
             waiter = self._drain_waiter
             if waiter is None:
@@ -305,6 +349,7 @@ class Connection:
                 data = out[0] if len(out) == 1 else b"".join(out)
                 self._out = []
                 self.out_len = 0
+                self.write_blocked = False
                 self._wake_writers()
                 self._sending = True
                 await stream.send(data)

@@ -188,18 +188,22 @@ class OneClientServer(BaseClientOrServer):
             await anyio.aclose_forcefully(stream)
             return
         configure_socket(stream)
-        conn = Connection(
-            limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log
+        tls = self._ssl_context is not None
+        conn = Connection.create(
+            stream,
+            limit=self.limit,
+            monitor=self.monitor_connection_interval > 0,
+            log=self.log,
+            attach=not tls,
         )
         conn.peer = str(peer)
         self._latest = conn
         self.log.info("client connected from %s", peer)
         assert self._inner is not None
-        self._inner.start_soon(self._serve_connection, conn, stream, latest)
+        self._inner.start_soon(self._serve_connection, conn, stream if tls else None, latest)
 
-    async def _prepare_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
-        if self._ssl_context is None:
-            return stream
+    async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
+        assert self._ssl_context is not None
         with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT):
             return await TLSStream.wrap(
                 stream,
