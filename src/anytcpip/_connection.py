@@ -108,9 +108,9 @@ class Connection:
             # Only an asyncio stream qualifies (checked inside).
             from ._asyncio_connection import AsyncioConnection
 
-            conn = AsyncioConnection.take_over(stream, limit=limit, monitor=monitor, log=log)
-            if conn is not None:
-                return conn
+            fast = AsyncioConnection.take_over(stream, limit=limit, monitor=monitor, log=log)
+            if fast is not None:
+                return fast
         conn = Connection(limit=limit, monitor=monitor, log=log)
         if attach:
             conn.stream = stream
