@@ -4,7 +4,10 @@ pairs through a :class:`FaultProxy`, raw peers and time bounds."""
 from __future__ import annotations
 
 import logging
+import os
+import random
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,11 +20,21 @@ import anytcpip
 
 from .faultproxy import FaultProxy
 
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
 #: Bound for one network test (seconds).
 TEST_TIMEOUT = 30.0
 
 #: Default monitor_connection_interval of the library.
 INTERVAL = anytcpip.DEFAULT_MONITOR_CONNECTION_INTERVAL
+
+
+def get_seed() -> int:
+    """The RNG seed: $RELIABILITY_SEED if set, else a fresh random one (put it
+    in every assertion message so a failure can be replayed)."""
+    value = os.environ.get("RELIABILITY_SEED")
+    return int(value) if value else random.randrange(1 << 30)
 
 
 def slack(interval: float = INTERVAL) -> float:
@@ -36,6 +49,13 @@ def cause_chain(exc: BaseException | None) -> list[BaseException]:
         chain.append(exc)
         exc = exc.__cause__
     return chain
+
+
+def leaves(exc: BaseException) -> list[type[BaseException]]:
+    """The exception types inside ``exc``, exception groups flattened."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [t for sub in exc.exceptions for t in leaves(sub)]
+    return [type(exc)]
 
 
 class Callbacks:
@@ -134,9 +154,7 @@ class RawPair:
 
 
 @asynccontextmanager
-async def open_raw(
-    role: str, log: logging.Logger, **kwargs: Any
-) -> AsyncIterator[RawPair]:
+async def open_raw(role: str, log: logging.Logger, **kwargs: Any) -> AsyncIterator[RawPair]:
     """``role="server"``: a OneClientServer with a raw anyio client;
     ``role="client"``: a Client connected to a raw anyio listener."""
     cb = Callbacks()
@@ -150,9 +168,7 @@ async def open_raw(
                 await cb.wait_count(1)
                 yield RawPair(server, raw, cb)
     else:
-        multi = await anyio.create_tcp_listener(
-            local_host=anytcpip.LOCALHOST_IPV4, local_port=0
-        )
+        multi = await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4, local_port=0)
         async with multi.listeners[0] as listener:
             port = listener.extra(anyio.abc.SocketAttribute.local_port)
             client = anytcpip.Client(

@@ -78,9 +78,7 @@ class PeerProcess:
         self.port = 0
 
     async def __aenter__(self) -> PeerProcess:
-        self.proc = subprocess.Popen(
-            self.args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
-        )
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         try:
             line = await self.readline()
             if not line.startswith(b"listening ") and not line.startswith(b"ready "):
@@ -95,9 +93,7 @@ class PeerProcess:
         """The next status line from the peer (``ready <port>`` and so on)."""
         assert self.proc is not None and self.proc.stdout is not None
         with anyio.fail_after(10):
-            return await anyio.to_thread.run_sync(
-                self.proc.stdout.readline, abandon_on_cancel=True
-            )
+            return await anyio.to_thread.run_sync(self.proc.stdout.readline, abandon_on_cancel=True)
 
     async def wait_ready(self) -> None:
         """In listen mode: wait until the peer accepted a connection."""

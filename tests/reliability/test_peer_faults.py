@@ -223,9 +223,7 @@ async def test_peer_rst_raw(log: logging.Logger, role: str) -> None:
             assert not rp.obj.connected and rp.obj.should_be_connected
 
 
-@pytest.mark.parametrize(
-    ("what", "limit"), [("struct", 7), ("line", 5), ("json", 6)]
-)
+@pytest.mark.parametrize(("what", "limit"), [("struct", 7), ("line", 5), ("json", 6)])
 @pytest.mark.parametrize("role", ROLES)
 async def test_cut_mid_frame(log: logging.Logger, role: str, what: str, limit: int) -> None:
     """R3: the peer's connection ends (FIN) part-way through a frame.
