@@ -20,6 +20,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import cast
 
 import anyio
 import anyio.abc
@@ -198,7 +199,7 @@ class FaultProxy:
 
     async def __aenter__(self) -> FaultProxy:
         multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-        self._listener = multi.listeners[0]
+        self._listener = cast(anyio.abc.SocketListener, multi.listeners[0])
         self.port = int(self._listener.extra(SocketAttribute.local_port))
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -211,7 +212,8 @@ class FaultProxy:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        assert self._tg is not None and self._listener is not None
+        assert self._tg is not None
+        assert self._listener is not None
         self._tg.cancel_scope.cancel()
         try:
             return await self._tg.__aexit__(exc_type, exc, tb)
@@ -223,7 +225,8 @@ class FaultProxy:
                     await anyio.aclose_forcefully(link.server)
 
     async def _serve(self) -> None:
-        assert self._listener is not None and self._tg is not None
+        assert self._listener is not None
+        assert self._tg is not None
         while True:
             try:
                 client = await self._listener.accept()

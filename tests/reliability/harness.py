@@ -7,11 +7,10 @@ import logging
 import os
 import random
 import socket
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -19,9 +18,6 @@ import anyio.abc
 import anytcpip
 
 from .faultproxy import FaultProxy
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 #: Bound for one network test (seconds).
 TEST_TIMEOUT = 30.0
@@ -53,8 +49,9 @@ def cause_chain(exc: BaseException | None) -> list[BaseException]:
 
 def leaves(exc: BaseException) -> list[type[BaseException]]:
     """The exception types inside ``exc``, exception groups flattened."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [t for sub in exc.exceptions for t in leaves(sub)]
+    subs: tuple[BaseException, ...] | None = getattr(exc, "exceptions", None)
+    if subs is not None:
+        return [t for sub in subs for t in leaves(sub)]
     return [type(exc)]
 
 
@@ -169,7 +166,7 @@ async def open_raw(role: str, log: logging.Logger, **kwargs: Any) -> AsyncIterat
                 yield RawPair(server, raw, cb)
     else:
         multi = await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4, local_port=0)
-        async with multi.listeners[0] as listener:
+        async with cast(anyio.abc.SocketListener, multi.listeners[0]) as listener:
             port = listener.extra(anyio.abc.SocketAttribute.local_port)
             client = anytcpip.Client(
                 host=anytcpip.LOCALHOST_IPV4, port=port, log=log, connect_callback=cb, **kwargs

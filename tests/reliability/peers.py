@@ -91,7 +91,8 @@ class PeerProcess:
 
     async def readline(self) -> bytes:
         """The next status line from the peer (``ready <port>`` and so on)."""
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         with anyio.fail_after(10):
             return await anyio.to_thread.run_sync(self.proc.stdout.readline, abandon_on_cancel=True)
 

@@ -5,15 +5,11 @@ from __future__ import annotations
 import logging
 import random
 import socket
-import sys
 
 import anyio
 import pytest
 
 import anytcpip
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 from .harness import TEST_TIMEOUT, Callbacks, closed_port, get_seed, leaves
 
@@ -36,12 +32,13 @@ async def test_refused(log: logging.Logger) -> None:
                         pytest.fail("connected to a closed port")
             else:
                 # tg.start re-raises the error; the task group may wrap it.
-                with pytest.raises((ConnectionRefusedError, BaseExceptionGroup)) as info:
+                with pytest.raises(Exception) as info:  # noqa: PT011
                     async with anyio.create_task_group() as tg:
                         await tg.start(client.run)
                 assert leaves(info.value) == [ConnectionRefusedError], info.value
             assert cb.states == []
-            assert not client.connected and not client.should_be_connected
+            assert not client.connected
+            assert not client.should_be_connected
             assert client.done_task.done()
             assert client.start_task.done()
             assert isinstance(client.start_task.exception(), ConnectionRefusedError)
@@ -83,7 +80,8 @@ async def test_connect_hang_cancel(log: logging.Logger) -> None:
             assert scope.cancelled_caught
             assert anyio.current_time() - start < 5
             assert cb.states == []
-            assert not client.connected and not client.should_be_connected
+            assert not client.connected
+            assert not client.should_be_connected
             assert client.done_task.done()
             assert client.start_task.done()
             # A stored cancellation must not escape outside its cancel scope.
