@@ -71,9 +71,11 @@ class Callbacks:
 
     async def wait_count(self, n: int, timeout: float = 5.0) -> list[bool]:
         """Wait until at least ``n`` calls were recorded; return the states."""
-        with anyio.fail_after(timeout):
+        with anyio.move_on_after(timeout):
             while len(self.states) < n:
                 await self._changed.wait()
+        if len(self.states) < n:
+            raise TimeoutError(f"expected {n} callbacks within {timeout} s, got {self.states}")
         return self.states
 
     def assert_alternating(self) -> None:
