@@ -300,46 +300,43 @@ async def test_async_callable_object_accepted(log: logging.Logger) -> None:
     assert client.done_task.done()
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf_8", "utf-16", "UTF-32", "latin-1"])
-def test_good_encodings(encoding: str, log: logging.Logger) -> None:
-    client = anytcpip.Client(host="", port=0, log=log, encoding=encoding)
-    assert client.encoding == encoding
-    client.encoding = "ascii"
-    assert client.encoding == "ascii"
+def test_good_encodings_and_terminators(log: logging.Logger) -> None:
+    for encoding in ("utf-8", "utf_8", "utf-16", "UTF-32", "latin-1"):
+        client = anytcpip.Client(host="", port=0, log=log, encoding=encoding)
+        assert client.encoding == encoding
+        client.encoding = "ascii"
+        assert client.encoding == "ascii"
+    for terminator in (b"\r\n", b"\r", b"any bytes"):
+        client = anytcpip.Client(host="", port=0, log=log, terminator=terminator)
+        assert client.terminator == terminator
+        client.terminator = b"\n"
+        assert client.terminator == b"\n"
 
 
-@pytest.mark.parametrize("terminator", [b"\r\n", b"\r", b"any bytes"])
-def test_good_terminators(terminator: bytes, log: logging.Logger) -> None:
-    client = anytcpip.Client(host="", port=0, log=log, terminator=terminator)
-    assert client.terminator == terminator
-    client.terminator = b"\n"
-    assert client.terminator == b"\n"
+def test_bad_encodings(log: logging.Logger) -> None:
+    for encoding in ("no_such_encoder", b"utf_8", None):
+        with pytest.raises(ValueError, match="encoding"):
+            anytcpip.Client(host="", port=0, log=log, encoding=encoding)  # type: ignore[arg-type]
+        client = anytcpip.Client(host="", port=0, log=log)
+        with pytest.raises(ValueError, match="encoding"):
+            client.encoding = encoding  # type: ignore[assignment]
+        assert client.encoding == anytcpip.DEFAULT_ENCODING
 
 
-@pytest.mark.parametrize("encoding", ["no_such_encoder", b"utf_8", None])
-def test_bad_encodings(encoding: Any, log: logging.Logger) -> None:
-    with pytest.raises(ValueError, match="encoding"):
-        anytcpip.Client(host="", port=0, log=log, encoding=encoding)
-    client = anytcpip.Client(host="", port=0, log=log)
-    with pytest.raises(ValueError, match="encoding"):
-        client.encoding = encoding
-    assert client.encoding == anytcpip.DEFAULT_ENCODING
+def test_bad_terminators(log: logging.Logger) -> None:
+    for terminator in ("\r\n", "any str", b"", bytearray(b"\n"), None):
+        with pytest.raises(ValueError, match="terminator"):
+            anytcpip.Client(host="", port=0, log=log, terminator=terminator)  # type: ignore[arg-type]
+        client = anytcpip.Client(host="", port=0, log=log)
+        with pytest.raises(ValueError, match="terminator"):
+            client.terminator = terminator  # type: ignore[assignment]
+        assert client.terminator == anytcpip.DEFAULT_TERMINATOR
 
 
-@pytest.mark.parametrize("terminator", ["\r\n", "any str", b"", bytearray(b"\n"), None])
-def test_bad_terminators(terminator: Any, log: logging.Logger) -> None:
-    with pytest.raises(ValueError, match="terminator"):
-        anytcpip.Client(host="", port=0, log=log, terminator=terminator)
-    client = anytcpip.Client(host="", port=0, log=log)
-    with pytest.raises(ValueError, match="terminator"):
-        client.terminator = terminator
-    assert client.terminator == anytcpip.DEFAULT_TERMINATOR
-
-
-@pytest.mark.parametrize("port", [None, 0, -1, 65536, "1234"])
-def test_bad_port(port: Any, log: logging.Logger) -> None:
-    with pytest.raises(ValueError, match="port"):
-        anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=port, log=log)
+def test_bad_port(log: logging.Logger) -> None:
+    for port in (None, 0, -1, 65536, "1234"):
+        with pytest.raises(ValueError, match="port"):
+            anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=port, log=log)  # type: ignore[arg-type]
 
 
 async def test_not_connected_before_start(log: logging.Logger) -> None:

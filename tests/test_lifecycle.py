@@ -369,3 +369,15 @@ async def test_callback_error_is_logged(
     assert callback.states == [True, False]
     logged = [str(r.exc_info[1]) for r in caplog.records if r.exc_info is not None]
     assert "connect_callback raising on purpose" in logged
+
+
+async def test_close_here_discards_unread_data(log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log) as (server, client):
+            await server.write(b"ab\r\ncd\r\n")
+            assert await client.readexactly(4) == b"ab\r\n"
+            await client.close()
+            with pytest.raises(ConnectionError):
+                await client.read_str()
+            with pytest.raises(ConnectionError):
+                await client.read(1)

@@ -144,21 +144,19 @@ def test_sync_connect_callback_rejected(log: logging.Logger) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
+def test_bad_arguments(log: logging.Logger) -> None:
+    bad: list[dict[str, Any]] = [
         {"terminator": "\n"},
         {"terminator": b""},
         {"encoding": "no_such_encoder"},
         {"port": -1},
         {"port": 70000},
-    ],
-)
-def test_bad_arguments(kwargs: dict[str, Any], log: logging.Logger) -> None:
-    args: dict[str, Any] = {"host": anytcpip.LOCALHOST_IPV4, "port": 0, "log": log}
-    args.update(kwargs)
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
-        anytcpip.OneClientServer(**args)
+    ]
+    for kwargs in bad:
+        args: dict[str, Any] = {"host": anytcpip.LOCALHOST_IPV4, "port": 0, "log": log}
+        args.update(kwargs)
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            anytcpip.OneClientServer(**args)
 
 
 async def test_initial_conditions(log: logging.Logger) -> None:

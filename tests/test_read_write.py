@@ -139,18 +139,18 @@ async def test_read_json_pathological_nesting(log: logging.Logger) -> None:
             assert await server.read_json() == [1]
 
 
-@pytest.mark.parametrize("method", ["read_str", "read_json"])
-async def test_bad_utf8_then_good_message(method: str, log: logging.Logger) -> None:
+async def test_bad_utf8_then_good_message(log: logging.Logger) -> None:
     with anyio.fail_after(NET_TIMEOUT):
         async with server_and_client(log) as (server, client):
-            await client.write(b'"\xff\xfe bad"\r\n')
-            await client.write_str('"good \u00e9"')
-            read = getattr(server, method)
-            with pytest.raises(UnicodeDecodeError):
-                await read()
-            result = await read()
-            expected = "good \u00e9"
-            assert result == (expected if method == "read_json" else f'"{expected}"')
+            for read, expected in (
+                (server.read_str, '"good \u00e9"'),
+                (server.read_json, "good \u00e9"),
+            ):
+                await client.write(b'"\xff\xfe bad"\r\n')
+                await client.write_str('"good \u00e9"')
+                with pytest.raises(UnicodeDecodeError):
+                    await read()
+                assert await read() == expected
 
 
 def _over_limit_readers(
@@ -164,48 +164,44 @@ def _over_limit_readers(
     }
 
 
-@pytest.mark.parametrize(
-    ("method", "relay"),
-    [
-        ("read_str", False),
-        ("read_json", False),
-        ("readuntil", False),
-        ("readline", False),
-        ("read_str", True),
-        ("readline", True),
-    ],
-    ids=[
-        "read_str-one_chunk",
-        "read_json-one_chunk",
-        "readuntil-one_chunk",
-        "readline-one_chunk",
-        "read_str-one_byte_pieces",
-        "readline-one_byte_pieces",
-    ],
-)
-async def test_over_limit_message_then_next(method: str, relay: bool, log: logging.Logger) -> None:
+async def check_over_limit(
+    server: anytcpip.BaseClientOrServer,
+    client: anytcpip.BaseClientOrServer,
+    limit: int,
+    method: str,
+) -> None:
+    """A message over the limit raises LimitOverrunError; the messages after it
+    read fine."""
+    await client.write(b"1" * (3 * limit) + b"\r\n")
+    # At the limit for readline (b"\r" counts), under it for the others.
+    await client.write(b"1" * (limit - 1) + b"\r\n")
+    await client.write(b"2345\r\n")
+    read = _over_limit_readers(server)[method]
+    with pytest.raises(anytcpip.LimitOverrunError) as info:
+        await read()
+    assert isinstance(info.value, ValueError), method
+    at_limit = await read()
+    ones = "1" * (limit - 1)
+    assert at_limit in (int(ones), ones, ones.encode() + b"\r\n"), method
+    next_message = await read()
+    assert next_message in (2345, "2345", b"2345\r\n"), method
+    assert server.connected
+
+
+async def test_over_limit_message_in_one_chunk(log: logging.Logger) -> None:
     limit = 100
-    pair = (
-        relayed_pair(log, limit=limit)
-        if relay
-        else server_and_client(log, server_kwargs={"limit": limit})
-    )
     with anyio.fail_after(NET_TIMEOUT):
-        async with pair as (server, client):
-            await client.write(b"1" * (3 * limit) + b"\r\n")
-            # At the limit for readline (b"\r" counts), under it for the others.
-            await client.write(b"1" * (limit - 1) + b"\r\n")
-            await client.write(b"2345\r\n")
-            read = _over_limit_readers(server)[method]
-            with pytest.raises(anytcpip.LimitOverrunError) as info:
-                await read()
-            assert isinstance(info.value, ValueError)
-            at_limit = await read()
-            ones = "1" * (limit - 1)
-            assert at_limit in (int(ones), ones, ones.encode() + b"\r\n")
-            next_message = await read()
-            assert next_message in (2345, "2345", b"2345\r\n")
-            assert server.connected
+        async with server_and_client(log, server_kwargs={"limit": limit}) as (server, client):
+            for method in ("read_str", "read_json", "readuntil", "readline"):
+                await check_over_limit(server, client, limit, method)
+
+
+async def test_over_limit_message_in_one_byte_pieces(log: logging.Logger) -> None:
+    limit = 100
+    with anyio.fail_after(NET_TIMEOUT):
+        async with relayed_pair(log, limit=limit) as (server, client):
+            for method in ("read_str", "readline"):
+                await check_over_limit(server, client, limit, method)
 
 
 async def test_random_cancellation_through_relay_loses_nothing(
@@ -369,76 +365,69 @@ async def test_data_sent_before_peer_close_stays_readable(log: logging.Logger) -
                 await server.read_str()
 
 
-@pytest.mark.parametrize(
-    "method", ["readexactly", "readuntil", "read_into", "read_str", "read_json"]
-)
-async def test_waiting_read_gets_incomplete_read_error(method: str, log: logging.Logger) -> None:
+async def one_waiting_read(
+    server: anytcpip.OneClientServer,
+    callback: CallbackRecorder,
+    read: Callable[[], Awaitable[Any]],
+    send_between: bool,
+) -> list[Any]:
+    """Connect a raw peer, start ``read`` on the server, let the peer send
+    b"abc" and close; return what each read gave or raised."""
+    outcome: list[Any] = []
+    async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
+        await callback.expect(True)
+
+        async def reader() -> None:
+            try:
+                outcome.append(await read())
+            except Exception as exc:
+                outcome.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            await anyio.wait_all_tasks_blocked()
+            await peer.send(b"abc")
+            if send_between:
+                await anyio.wait_all_tasks_blocked()
+            await peer.aclose()
+    await callback.expect(False)
+    return outcome
+
+
+async def test_waiting_read_gets_incomplete_read_error(log: logging.Logger) -> None:
+    callback = CallbackRecorder()
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
-            host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
         ) as server:
-            peer = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
-            async with peer:
-                await server.connected_task
-                calls: dict[str, Callable[[], Awaitable[Any]]] = {
-                    "readexactly": lambda: server.readexactly(100),
-                    "readuntil": lambda: server.readuntil(b"\r\n"),
-                    "read_into": lambda: server.read_into(ShortStruct()),
-                    "read_str": server.read_str,
-                    "read_json": server.read_json,
-                }
-                outcome: list[BaseException] = []
-
-                async def read() -> None:
-                    try:
-                        await calls[method]()
-                    except Exception as exc:
-                        outcome.append(exc)
-
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(read)
-                    await anyio.wait_all_tasks_blocked()
-                    await peer.send(b"abc")
-                    await anyio.wait_all_tasks_blocked()
-                    await peer.aclose()
-            [error] = outcome
-            assert isinstance(error, anytcpip.IncompleteReadError), repr(error)
-            assert error.partial == b"abc"
-            expected = {"readexactly": 100, "read_into": len(bytes(ShortStruct()))}
-            assert error.expected == expected.get(method)
+            calls: dict[str, tuple[Callable[[], Awaitable[Any]], int | None]] = {
+                "readexactly": (lambda: server.readexactly(100), 100),
+                "readuntil": (lambda: server.readuntil(b"\r\n"), None),
+                "read_into": (lambda: server.read_into(ShortStruct()), len(bytes(ShortStruct()))),
+                "read_str": (server.read_str, None),
+                "read_json": (server.read_json, None),
+            }
+            for method, (call, expected) in calls.items():
+                [error] = await one_waiting_read(server, callback, call, send_between=True)
+                assert isinstance(error, anytcpip.IncompleteReadError), (method, error)
+                assert error.partial == b"abc", method
+                assert error.expected == expected, method
 
 
-@pytest.mark.parametrize("method", ["read", "readline"])
-async def test_waiting_read_returns_partial_at_eof(method: str, log: logging.Logger) -> None:
+async def test_waiting_read_returns_partial_at_eof(log: logging.Logger) -> None:
+    callback = CallbackRecorder()
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
-            host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
         ) as server:
-            peer = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
-            async with peer:
-                await server.connected_task
-                results: list[bytes] = []
 
-                async def read() -> None:
-                    if method == "read":
-                        results.append(await server.read(100))
-                        results.append(await server.read(100))
-                    else:
-                        results.append(await server.readline())
+            async def two_reads() -> list[bytes]:
+                return [await server.read(100), await server.read(100)]
 
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(read)
-                    await anyio.wait_all_tasks_blocked()
-                    if method == "read":
-                        await peer.send(b"abc")
-                        await anyio.wait_all_tasks_blocked()
-                    else:
-                        await peer.send(b"abc")
-                    await peer.aclose()
-            if method == "read":
-                assert results == [b"abc", b""]
-            else:
-                assert results == [b"abc"]
+            result = await one_waiting_read(server, callback, two_reads, send_between=True)
+            assert result == [[b"abc", b""]]
+            result = await one_waiting_read(server, callback, server.readline, send_between=False)
+            assert result == [b"abc"]
 
 
 async def test_read_all_until_peer_closes(log: logging.Logger) -> None:
@@ -510,3 +499,31 @@ async def test_unencodable_write_writes_nothing(log: logging.Logger) -> None:
                 await client.write_json({"x": object()})
             await client.write_str("ok")
             assert await server.readline() == b"ok\r\n"
+
+
+async def test_cancelled_write_queues_nothing(log: logging.Logger) -> None:
+    """A write cancelled while it waits (backpressure) leaves no part of its
+    message on the wire; the messages before and after arrive whole."""
+    chunk_size = 1 << 16
+    returned: list[bytes] = []
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log, client_kwargs={"linger": 0.5}) as (server, client):
+            cancelled = 0
+            i = 0
+            # The server does not read: the kernel buffers and then the write
+            # queue fill up, and writes start to wait.
+            while cancelled < 3:
+                chunk = bytes([i % 250 + 1]) * chunk_size
+                i += 1
+                with anyio.move_on_after(0.05) as scope:
+                    await client.write(chunk)
+                if scope.cancelled_caught:
+                    cancelled += 1
+                else:
+                    returned.append(chunk)
+            expected = b"".join(returned) + b"END\n"
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.write, b"END\n")
+                received = await server.readexactly(len(expected))
+            assert received == expected
+            assert client.connected
