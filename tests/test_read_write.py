@@ -370,6 +370,7 @@ async def one_waiting_read(
     callback: CallbackRecorder,
     read: Callable[[], Awaitable[Any]],
     send_between: bool,
+    before_close: anyio.Event | None = None,
 ) -> list[Any]:
     """Connect a raw peer, start ``read`` on the server, let the peer send
     b"abc" and close; return what each read gave or raised."""
@@ -388,6 +389,9 @@ async def one_waiting_read(
             await anyio.wait_all_tasks_blocked()
             await peer.send(b"abc")
             if send_between:
+                await anyio.wait_all_tasks_blocked()
+            if before_close is not None:
+                await before_close.wait()
                 await anyio.wait_all_tasks_blocked()
             await peer.aclose()
     await callback.expect(False)
@@ -420,11 +424,17 @@ async def test_waiting_read_returns_partial_at_eof(log: logging.Logger) -> None:
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
         ) as server:
+            got_first = anyio.Event()
 
             async def two_reads() -> list[bytes]:
-                return [await server.read(100), await server.read(100)]
+                first = await server.read(100)
+                got_first.set()
+                # This one is waiting when the end of the stream comes.
+                return [first, await server.read(100)]
 
-            result = await one_waiting_read(server, callback, two_reads, send_between=True)
+            result = await one_waiting_read(
+                server, callback, two_reads, send_between=True, before_close=got_first
+            )
             assert result == [[b"abc", b""]]
             result = await one_waiting_read(server, callback, server.readline, send_between=False)
             assert result == [b"abc"]
