@@ -131,18 +131,13 @@ def parse_escapes(text: str) -> bytes:
             i += 2
         elif code == "x":
             digits = text[i + 2 : i + 4]
-            if len(digits) != 2 or not all(
-                c in "0123456789abcdefABCDEF" for c in digits
-            ):
-                raise ValueError(
-                    f"bad escape \\x{digits} in {text!r}: \\x needs two hex digits"
-                )
+            if len(digits) != 2 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                raise ValueError(f"bad escape \\x{digits} in {text!r}: \\x needs two hex digits")
             out.append(int(digits, 16))
             i += 4
         else:
             raise ValueError(
-                f"unknown escape \\{code} in {text!r} "
-                "(use \\r, \\n, \\t, \\0, \\\\ or \\xHH)"
+                f"unknown escape \\{code} in {text!r} (use \\r, \\n, \\t, \\0, \\\\ or \\xHH)"
             )
     if not out:
         raise ValueError("the terminator must not be empty")
@@ -171,13 +166,9 @@ def _port_arg(lowest: int) -> Callable[[str], int]:
         try:
             port = int(text, 10)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"invalid port {text!r}: not a number"
-            ) from None
+            raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
         if not lowest <= port <= 65535:
-            raise argparse.ArgumentTypeError(
-                f"port {port} is out of range ({lowest}-65535)"
-            )
+            raise argparse.ArgumentTypeError(f"port {port} is out of range ({lowest}-65535)")
         return port
 
     return parse
@@ -187,9 +178,7 @@ def _seconds_arg(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid number of seconds {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text} must be >= 0")
     return value
@@ -236,14 +225,10 @@ def _run(
     name = args.backend
     if not _backend_installed(name):
         extra = "uvloop" if name == "uvloop" else "trio"
-        parser.error(
-            f"backend {name!r} is not installed (pip install 'anytcpip[{extra}]')"
-        )
+        parser.error(f"backend {name!r} is not installed (pip install 'anytcpip[{extra}]')")
     backend, options, _module = BACKENDS[name]
     try:
-        status: int = anyio.run(
-            func, args, backend=backend, backend_options=dict(options)
-        )
+        status: int = anyio.run(func, args, backend=backend, backend_options=dict(options))
     except BaseException as exc:
         if _find(exc, KeyboardInterrupt) is not None:
             _status("interrupted")
@@ -257,9 +242,23 @@ def _run(
 
 
 def _reason(exc: BaseException) -> str:
-    """A short description of why a connect, bind or transfer failed."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    """A short description of why a connect, bind or transfer failed: the
+    operating system's words (``Connection refused``) where they can be found
+    in ``exc`` or its causes (anyio wraps failed connection attempts)."""
+    seen: list[BaseException] = [exc]
+    while seen:
+        cause = seen.pop(0)
+        if isinstance(cause, OSError) and cause.strerror:
+            if isinstance(cause.errno, int) and cause.errno > 0:
+                # asyncio puts its own words in strerror ("Connect call failed").
+                try:
+                    return os.strerror(cause.errno)
+                except ValueError:  # pragma: no cover
+                    pass
+            return cause.strerror
+        seen.extend(getattr(cause, "exceptions", ()))
+        if cause.__cause__ is not None:
+            seen.append(cause.__cause__)
     return str(exc) or type(exc).__name__
 
 
@@ -276,14 +275,10 @@ class _StdinLines:
     would keep the process alive until the user pressed Enter.
     """
 
-    def __init__(
-        self, portal: BlockingPortal, send: MemoryObjectSendStream[bytes]
-    ) -> None:
+    def __init__(self, portal: BlockingPortal, send: MemoryObjectSendStream[bytes]) -> None:
         self._portal = portal
         self._send = send
-        self._thread = threading.Thread(
-            target=self._read, name="anytcpip stdin", daemon=True
-        )
+        self._thread = threading.Thread(target=self._read, name="anytcpip stdin", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -322,10 +317,7 @@ def _encode_line(line: bytes, args: argparse.Namespace) -> bytes | None:
         data: bytes = text.encode(args.encoding) + args.terminator
         return data
     except UnicodeEncodeError as exc:
-        _status(
-            f"warning: cannot encode {text!r} as {args.encoding} "
-            f"({exc.reason}); not sent"
-        )
+        _status(f"warning: cannot encode {text!r} as {args.encoding} ({exc.reason}); not sent")
         return None
 
 
@@ -390,14 +382,10 @@ async def _print_incoming(
 # ------------------------------------------------------------------ serve
 
 
-def _server_tls(
-    parser: argparse.ArgumentParser, args: argparse.Namespace
-) -> ssl.SSLContext | None:
+def _server_tls(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ssl.SSLContext | None:
     if args.certfile is None:
         if args.tls:
-            parser.error(
-                "--tls needs --certfile (and --keyfile unless the key is in it)"
-            )
+            parser.error("--tls needs --certfile (and --keyfile unless the key is in it)")
         if args.keyfile or args.cafile:
             parser.error("--keyfile and --cafile need --certfile")
         return None
@@ -449,8 +437,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 await server.close_client()
                 if not args.keep_listening:
                     _status(
-                        "the client left; stopping "
-                        "(use --keep-listening to wait for the next one)"
+                        "the client left; stopping (use --keep-listening to wait for the next one)"
                     )
                     break
             tg.cancel_scope.cancel()
@@ -481,9 +468,7 @@ async def _stdin_to_server(server: OneClientServer, args: argparse.Namespace) ->
 # ---------------------------------------------------------------- connect
 
 
-def _client_tls(
-    parser: argparse.ArgumentParser, args: argparse.Namespace
-) -> ssl.SSLContext | None:
+def _client_tls(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ssl.SSLContext | None:
     if not (args.tls or args.cafile or args.certfile or args.insecure):
         return None
     if args.keyfile and not args.certfile:
@@ -521,9 +506,7 @@ async def _connect(args: argparse.Namespace) -> int:
         except (OSError, anyio.BrokenResourceError) as exc:
             raise CLIError(f"could not connect to {where}: {_reason(exc)}") from exc
         tls = " (TLS)" if args.ssl_context is not None else ""
-        _status(
-            f"connected to {where}{tls}; type lines to send, Ctrl-D or Ctrl-C to quit"
-        )
+        _status(f"connected to {where}{tls}; type lines to send, Ctrl-D or Ctrl-C to quit")
 
         outcome: list[str] = []
         last_message = [anyio.current_time()]
@@ -534,9 +517,7 @@ async def _connect(args: argparse.Namespace) -> int:
         async with anyio.create_task_group() as tg:
 
             async def receive() -> None:
-                failure = await _print_incoming(
-                    client, args, echo=False, on_message=on_message
-                )
+                failure = await _print_incoming(client, args, echo=False, on_message=on_message)
                 outcome.append("closed" if failure is None else failure)
                 tg.cancel_scope.cancel()
 
@@ -546,9 +527,7 @@ async def _connect(args: argparse.Namespace) -> int:
             # --wait seconds (or the peer closes), then close.
             quiet_since = anyio.current_time()
             while True:
-                remaining = (
-                    max(last_message[0], quiet_since) + args.wait - anyio.current_time()
-                )
+                remaining = max(last_message[0], quiet_since) + args.wait - anyio.current_time()
                 if remaining <= 0:
                     break
                 await anyio.sleep(remaining)
@@ -630,9 +609,7 @@ async def _demo_once(label: str) -> None:
                 anyio.create_task_group() as tg,
             ):
                 await server.connected_task
-                say(
-                    "client connected; the server's connect_callback saw connected=True"
-                )
+                say("client connected; the server's connect_callback saw connected=True")
                 tg.start_soon(echo, server)
 
                 await client.write_str("hello, controller")
@@ -681,9 +658,7 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.backend is not None:
         if not _backend_installed(args.backend):
             parser.error(f"backend {args.backend!r} is not installed")
-        wanted = {"asyncio": "asyncio", "uvloop": "asyncio+uvloop", "trio": "trio"}[
-            args.backend
-        ]
+        wanted = {"asyncio": "asyncio", "uvloop": "asyncio+uvloop", "trio": "trio"}[args.backend]
         backends = [b for b in backends if b[0] == wanted]
     names = ", ".join(label for label, _, _ in backends)
     _out(f"anytcpip demo: an echo server and a client on loopback, on {names}")
@@ -735,18 +710,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="event loop to run on (default: asyncio)",
     )
     parser.add_argument("--tls", action="store_true", help="use TLS")
-    parser.add_argument(
-        "--cafile", metavar="PEM", help="CA certificates to verify the peer with"
-    )
-    parser.add_argument(
-        "--certfile", metavar="PEM", help="this end's certificate chain"
-    )
+    parser.add_argument("--cafile", metavar="PEM", help="CA certificates to verify the peer with")
+    parser.add_argument("--certfile", metavar="PEM", help="this end's certificate chain")
     parser.add_argument("--keyfile", metavar="PEM", help="this end's private key")
 
 
-def build_parser() -> tuple[
-    argparse.ArgumentParser, dict[str, argparse.ArgumentParser]
-]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The argument parser, and its subcommand parsers by name."""
     parser = argparse.ArgumentParser(
         prog="anytcpip",
@@ -764,9 +733,7 @@ def build_parser() -> tuple[
         description="Run an echo server and a client on 127.0.0.1 under each installed "
         "backend: send a str, JSON and a ctypes struct, cancel a read, hang up.",
     )
-    demo.add_argument(
-        "--backend", choices=list(BACKENDS), help="run on this backend only"
-    )
+    demo.add_argument("--backend", choices=list(BACKENDS), help="run on this backend only")
     subs["demo"] = demo
 
     serve = sub.add_parser(
@@ -779,8 +746,7 @@ def build_parser() -> tuple[
     serve.add_argument(
         "--host",
         default=DEFAULT_LOCALHOST,
-        help="address to listen on; '*' for every interface "
-        f"(default: {DEFAULT_LOCALHOST})",
+        help=f"address to listen on; '*' for every interface (default: {DEFAULT_LOCALHOST})",
     )
     serve.add_argument(
         "--port",
@@ -788,9 +754,7 @@ def build_parser() -> tuple[
         default=0,
         help="port to listen on (default: 0, any free port)",
     )
-    serve.add_argument(
-        "--echo", action="store_true", help="send each message back to the client"
-    )
+    serve.add_argument("--echo", action="store_true", help="send each message back to the client")
     serve.add_argument(
         "-k",
         "--keep-listening",
