@@ -248,6 +248,10 @@ def _reason(exc: BaseException) -> str:
     seen: list[BaseException] = [exc]
     while seen:
         cause = seen.pop(0)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate verify failed: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error: {cause.reason or cause}"
         if isinstance(cause, OSError) and cause.strerror:
             if isinstance(cause.errno, int) and cause.errno > 0:
                 # asyncio puts its own words in strerror ("Connect call failed").
