@@ -311,6 +311,9 @@ class FaultProxy:
             while chunk:
                 tox = toxics()
                 size = len(chunk)
+                if tox.rate_bps:
+                    # 10 ms worth of data at a time, each sent when it is due.
+                    size = min(size, max(1, int(tox.rate_bps / 100)))
                 if tox.slice_max:
                     size = min(size, self.rng.randint(1, tox.slice_max))
                 cut = None
@@ -319,6 +322,8 @@ class FaultProxy:
                 if tox.reset_after is not None and forwarded + size >= tox.reset_after:
                     size, cut = max(0, tox.reset_after - forwarded), "reset"
                 piece, chunk = chunk[:size], chunk[size:]
+                if tox.rate_bps:
+                    await anyio.sleep(len(piece) / tox.rate_bps)
                 if piece:
                     try:
                         await dst.send(piece)
@@ -333,7 +338,5 @@ class FaultProxy:
                 if cut == "reset":
                     await link.reset()
                     return
-                if tox.rate_bps:
-                    await anyio.sleep(len(piece) / tox.rate_bps)
                 if chunk and tox.slice_max and tox.slice_delay:
                     await anyio.sleep(tox.slice_delay)

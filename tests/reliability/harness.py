@@ -179,6 +179,56 @@ async def open_raw(role: str, log: logging.Logger, **kwargs: Any) -> AsyncIterat
                 yield RawPair(client, raw, cb)
 
 
+@dataclass
+class PlainPair:
+    """An object under test and a plain blocking socket at the other end
+    (not driven by the event loop, so it really reads nothing until told)."""
+
+    obj: anytcpip.BaseClientOrServer
+    sock: socket.socket
+    cb: Callbacks
+
+    async def recv(self, n: int = 65536) -> bytes:
+        return await anyio.to_thread.run_sync(self.sock.recv, n)
+
+
+@asynccontextmanager
+async def open_plain(
+    role: str, log: logging.Logger, *, rcvbuf: int = 0, **kwargs: Any
+) -> AsyncIterator[PlainPair]:
+    """Like :func:`open_raw`, with a plain blocking socket as the peer."""
+    cb = Callbacks()
+    if role == "server":
+        async with anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=cb, **kwargs
+        ) as server:
+            with socket.socket() as sock:
+                if rcvbuf:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                sock.connect((anytcpip.LOCALHOST_IPV4, server.port))
+                await server.connected_task
+                await cb.wait_count(1)
+                yield PlainPair(server, sock, cb)
+    else:
+        with socket.socket() as listener:
+            if rcvbuf:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            listener.bind((anytcpip.LOCALHOST_IPV4, 0))
+            listener.listen(1)
+            client = anytcpip.Client(
+                host=anytcpip.LOCALHOST_IPV4,
+                port=listener.getsockname()[1],
+                log=log,
+                connect_callback=cb,
+                **kwargs,
+            )
+            async with client:
+                sock, _ = listener.accept()
+                with sock:
+                    await cb.wait_count(1)
+                    yield PlainPair(client, sock, cb)
+
+
 def closed_port() -> int:
     """A loopback port that nothing listens on (bound, noted, closed)."""
     with socket.socket() as sock:

@@ -9,6 +9,7 @@ import resource
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.streams.text
@@ -21,7 +22,7 @@ from .harness import TEST_TIMEOUT, Callbacks, slack
 
 @asynccontextmanager
 async def echo_server(
-    log: logging.Logger, cb: Callbacks, **kwargs: object
+    log: logging.Logger, cb: Callbacks, **kwargs: Any
 ) -> AsyncIterator[anytcpip.OneClientServer]:
     """A OneClientServer whose current client gets every line echoed."""
     async with anytcpip.OneClientServer(

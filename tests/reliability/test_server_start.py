@@ -37,16 +37,20 @@ async def test_address_in_use(log: logging.Logger, form: str) -> None:
             second = anytcpip.OneClientServer(
                 host=anytcpip.LOCALHOST_IPV4, port=first.port, log=log, connect_callback=cb
             )
-            with pytest.raises(Exception) as info:  # noqa: PT011
+
+            async def start() -> None:
                 if form == "scoped":
                     async with second:
                         pytest.fail("bound a port in use")
                 else:
                     async with anyio.create_task_group() as tg:
                         await tg.start(second.run)
+
+            with pytest.raises(Exception) as info:  # noqa: PT011
+                await start()
             errors = [info.value]
             while hasattr(errors[0], "exceptions"):
-                errors = list(errors[0].exceptions)  # type: ignore[attr-defined]
+                errors = list(errors[0].exceptions)
             assert all(isinstance(e, OSError) for e in errors), info.value
             assert errors[0].errno == errno.EADDRINUSE  # type: ignore[attr-defined]
             assert second.start_task.done()
