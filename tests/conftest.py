@@ -51,11 +51,12 @@ def _no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     if "no_fd_check" in request.keywords:
         yield
         return
-    gc.collect()
     before = _open_fds()
     yield
-    gc.collect()
     after = _open_fds()
+    if after > before:
+        gc.collect()  # only when needed: it costs tens of ms per test
+        after = _open_fds()
     if before >= 0 and after > before:
         backend = (
             request.node.callspec.params.get("anyio_backend")

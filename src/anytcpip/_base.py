@@ -286,6 +286,11 @@ class BaseClientOrServer(abc.ABC):
             self.done_task.set()
 
     @abc.abstractmethod
+    async def close(self) -> None:
+        """Close: the connection (and, for a server, every listener); set
+        ``done_task`` done. Idempotent, bounded in time, safe from any task."""
+
+    @abc.abstractmethod
     async def _open(self) -> None:
         """Connect or bind; raise OSError on failure having started nothing."""
 
@@ -369,7 +374,12 @@ class BaseClientOrServer(abc.ABC):
                 deadline = anyio.current_time() + self.linger
             await conn.finish_close(deadline)
             if self._conn is conn and self._was_connected:
-                # Cancelled before the disconnect callback could run.
+                # Cancelled (the owner's task group, say) before the disconnect
+                # callback ran: run it now, shielded but bounded, so callbacks
+                # still alternate.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
+                    self._on_disconnected()
+                    await self.call_connect_callback()
                 self._was_connected = False
 
     async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
@@ -624,7 +634,12 @@ class BaseClientOrServer(abc.ABC):
         ConnectionError
             If not connected.
         """
-        await self.write(b"".join([bytes(s) for s in structs]))
+        data = bytes(structs[0]) if len(structs) == 1 else b"".join([bytes(s) for s in structs])
+        conn = self._conn
+        if conn is not None and conn.is_open and not conn.write_blocked:
+            conn.queue(data)
+            return
+        await self.write(data)
 
     async def write_str(self, line: str) -> None:
         """Encode ``line`` with :attr:`encoding` (strict), append
@@ -637,7 +652,12 @@ class BaseClientOrServer(abc.ABC):
         UnicodeEncodeError
             If ``line`` cannot be encoded; nothing is written.
         """
-        await self.write(line.encode(self._encoding) + self._terminator)
+        data = line.encode(self._encoding) + self._terminator
+        conn = self._conn
+        if conn is not None and conn.is_open and not conn.write_blocked:
+            conn.queue(data)
+            return
+        await self.write(data)
 
     async def write_json(self, data: Any) -> None:
         """Encode ``data`` as JSON and write it with :meth:`write_str`.
@@ -651,7 +671,12 @@ class BaseClientOrServer(abc.ABC):
         UnicodeEncodeError
             If the JSON text cannot be encoded; nothing is written.
         """
-        await self.write_str(json.dumps(data))
+        data = json.dumps(data).encode(self._encoding) + self._terminator
+        conn = self._conn
+        if conn is not None and conn.is_open and not conn.write_blocked:
+            conn.queue(data)
+            return
+        await self.write(data)
 
 
 def _raise(exc: BaseException) -> Any:

@@ -120,7 +120,10 @@ class ReceiveBuffer:
         end = self._pos + size
         if end > len(self._buf):
             return False
-        ctypes.memmove(ctypes.addressof(struct), bytes(self._buf[self._pos : end]), size)
+        try:
+            memoryview(struct).cast("B")[:] = self._buf[self._pos : end]
+        except TypeError:  # pragma: no cover (a layout memoryview cannot cast)
+            ctypes.memmove(ctypes.addressof(struct), bytes(self._buf[self._pos : end]), size)
         self._pos = end
         return True
 
@@ -141,8 +144,8 @@ class ReceiveBuffer:
         if self._scan_sep is not sep:
             self._scan_sep = sep
             self._scan = pos
-        start = max(pos, self._scan - len(sep) + 1)
-        idx = buf.find(sep, start)
+        start = self._scan - len(sep) + 1
+        idx = buf.find(sep, start if start > pos else pos)
         limit = self.limit
         if idx < 0:
             self._scan = len(buf)

@@ -24,6 +24,7 @@ How the pieces fit (see docs/design.rst for the long version):
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -69,11 +70,17 @@ class Connection:
         self.eof = False
         self.error: BaseException | None = None
         self.closed_here = False
+        #: False once any of the three above is true (kept as a plain attribute
+        #: because every read and write looks at it).
+        self.is_open = True
         # Set once the connection became unusable; set once the socket is
         # closed and every task of the connection has finished.
         self.lost = anyio.Event()
         self.done = anyio.Event()
-        # Receive side.
+        # Receive side. ``readers`` counts reads inside read() (waiting for the
+        # lock or for data); while it is not 0, fast paths must not jump the queue.
+        self.readers = 0
+        self._sock: socket.socket | None = None
         self._read_lock = anyio.Lock(fast_acquire=True)
         self._pump_running = False
         self._reader_waiting = False
@@ -113,19 +120,23 @@ class Connection:
                 return fast
         conn = Connection(limit=limit, monitor=monitor, log=log)
         if attach:
-            conn.stream = stream
+            conn.attach(stream)
         return conn
 
     def attach(self, stream: anyio.abc.ByteStream) -> None:
         """Use ``stream`` (for a connection made with ``attach=False``)."""
         self.stream = stream
+        # A plain TCP stream on trio: its socket is a real non-blocking socket,
+        # so reads and writes can often be done without a trip through the
+        # scheduler (see _recv_now and queue).
+        if type(stream).__module__ == "anyio._backends._trio" and isinstance(
+            stream, anyio.abc.SocketStream
+        ):
+            sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            if isinstance(sock, socket.socket):
+                self._sock = sock
 
     # ------------------------------------------------------------------ state
-
-    @property
-    def is_open(self) -> bool:
-        """True until end-of-stream, a transport error, or close at this end."""
-        return not (self.eof or self.error is not None or self.closed_here)
 
     def _usable(self) -> bool:
         # is_open, as a call: state changes while awaiting, and a call is not
@@ -135,9 +146,10 @@ class Connection:
     @property
     def read_busy(self) -> bool:
         """True while a reader is waiting (later readers must queue behind it)."""
-        return self._read_lock.locked()
+        return self.readers > 0
 
     def _became_unusable(self) -> None:
+        self.is_open = False
         self.lost.set()
         self._wake_readers()
         self._wake_writers()
@@ -204,14 +216,19 @@ class Connection:
         # first; every reader after this waits for the pump instead.
         async with self._read_lock:
             self._pump_running = True
+        sock = self._sock
         try:
-            while self.is_open:
+            while self._usable():
                 while len(buffer) >= buffer.limit and not self._reader_waiting:
                     waiter = self._space_waiter = anyio.Event()
                     await waiter.wait()
                     if not self._usable():
                         return
-                chunk = await stream.receive(1 << 16)
+                if sock is not None:
+                    if not self._recv_now(sock):
+                        await anyio.wait_readable(sock)
+                    continue
+                chunk = await stream.receive(RECEIVE_CHUNK)
                 buffer.feed(chunk)
                 self._wake_readers()
         except anyio.EndOfStream:
@@ -224,11 +241,37 @@ class Connection:
             self._pump_running = False
             self._wake_readers()
 
+    def _recv_now(self, sock: socket.socket) -> bool:
+        """Receive what the kernel has, without waiting (raw-socket mode).
+
+        Returns False if nothing was there. The receive and the feed happen
+        in one step, so bytes reach the buffer in the order they arrived,
+        whichever task calls this.
+        """
+        try:
+            data = sock.recv(RECEIVE_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self.set_error(to_connection_error(exc))
+            return True
+        if data:
+            self.buffer.feed(data)
+            self._wake_readers()
+        else:
+            self.set_eof()
+        return True
+
     async def _receive_direct(self) -> None:
         stream = self.stream
         assert stream is not None
+        sock = self._sock
+        if sock is not None:
+            while not self._recv_now(sock):
+                await anyio.wait_readable(sock)
+            return
         try:
-            chunk = await stream.receive(1 << 16)
+            chunk = await stream.receive(RECEIVE_CHUNK)
         except anyio.EndOfStream:
             self.set_eof()
         except Exception as exc:
@@ -240,6 +283,8 @@ class Connection:
 
     async def _wait_for_data(self) -> None:
         if self._pump_running:
+            if self._sock is not None and self._recv_now(self._sock):
+                return
             self._reader_waiting = True
             waiter = self._space_waiter
             if waiter is not None:
@@ -262,21 +307,25 @@ class Connection:
         At end-of-stream ``at_eof(waited)`` gives the result or raises; ``waited``
         is True if this read was already waiting when the stream ended.
         """
-        async with self._read_lock:
-            waited = False
-            while True:
-                result = take()
-                if result is not None:
-                    self.consumed()
-                    return result
-                if self.closed_here or self.error is not None:
-                    raise self.not_connected()
-                if self.eof:
-                    if not waited and not self.buffer:
+        self.readers += 1
+        try:
+            async with self._read_lock:
+                waited = False
+                while True:
+                    result = take()
+                    if result is not None:
+                        self.consumed()
+                        return result
+                    if self.closed_here or self.error is not None:
                         raise self.not_connected()
-                    return at_eof(waited)
-                await self._wait_for_data()
-                waited = True
+                    if self.eof:
+                        if not waited and not self.buffer:
+                            raise self.not_connected()
+                        return at_eof(waited)
+                    await self._wait_for_data()
+                    waited = True
+        finally:
+            self.readers -= 1
 
     async def probe(self) -> None:
         """Give a pending end-of-stream or reset the chance to be noticed."""
@@ -311,6 +360,19 @@ class Connection:
     def queue(self, data: bytes) -> None:
         """Queue ``data`` to be sent (the caller checked ``is_open`` and
         ``write_blocked``)."""
+        sock = self._sock
+        if sock is not None and not self._out and not self._sending:
+            # Nothing queued or in flight: try to send it right now.
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self.set_error(to_connection_error(exc))
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
         self._out.append(data)
         self.out_len += len(data)
         if self.out_len >= WRITE_HIGH_WATER:
@@ -402,7 +464,7 @@ class Connection:
             await stream.send_eof()
             if not self.eof:
                 while True:
-                    await stream.receive(1 << 16)
+                    await stream.receive(RECEIVE_CHUNK)
         except anyio.EndOfStream:
             pass
         except Exception as exc:
