@@ -66,13 +66,7 @@ async def test_read_cancel_fuzz(log: logging.Logger, role: str) -> None:
                 tg.start_soon(send)
                 for kind, value in zip(kinds, expected, strict=True):
                     struct = ShortStruct()
-                    read: Callable[[], Awaitable[Any]] = {
-                        0: obj.read_str,
-                        1: lambda: obj.readuntil(b"|"),
-                        2: lambda v=value: obj.readexactly(len(v)),  # type: ignore[misc]
-                        3: lambda s=struct: obj.read_into(s),  # type: ignore[misc]
-                        4: obj.read_json,
-                    }[kind]
+                    read = _reader(obj, kind, value, struct)
                     while True:
                         with anyio.move_on_after(rng.random() * 0.002) as scope:
                             result = await read()
@@ -86,6 +80,20 @@ async def test_read_cancel_fuzz(log: logging.Logger, role: str) -> None:
             assert cancellations > 0, f"seed={seed}: nothing was cancelled"
             assert obj.connected
             assert cb.states == [True]
+
+
+def _reader(
+    obj: anytcpip.BaseClientOrServer, kind: int, value: Any, struct: ShortStruct
+) -> Callable[[], Awaitable[Any]]:
+    if kind == 0:
+        return obj.read_str
+    if kind == 1:
+        return lambda: obj.readuntil(b"|")
+    if kind == 2:
+        return lambda: obj.readexactly(len(value))
+    if kind == 3:
+        return lambda: obj.read_into(struct)
+    return obj.read_json
 
 
 def _parse_messages(data: bytes) -> list[tuple[bytes, int]]:

@@ -97,7 +97,7 @@ async def test_close_wakes_blocked(log: logging.Logger, role: str) -> None:
                 lambda: obj.write_json(1),
             ):
                 with pytest.raises(ConnectionError):
-                    await call()  # type: ignore[no-untyped-call]
+                    await call()
             assert pp.cb.states == [True, False]
 
 
