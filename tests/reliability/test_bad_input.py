@@ -158,7 +158,7 @@ async def test_bad_json(log: logging.Logger, role: str) -> None:
                     assert value == -math.inf
                 else:
                     assert value == "\ud800"
-            big = {"k%d" % i: "v" * 50 for i in range(1000)}
+            big = {f"k{i}": "v" * 50 for i in range(1000)}
             await rp.raw.send(json.dumps(big).encode() + b"\r\n")
             assert await obj.read_json() == big
             await obj.write_json(float("nan"))
