@@ -1,19 +1,20 @@
 """Bad and hostile input: over-limit lines, bad encodings, hostile JSON,
-terminators inside messages (RELIABILITY.md R27-R30; R31 is in
-test_readloop_fuzz.py)."""
+terminators inside messages, garbage into a read loop
+(RELIABILITY.md R27-R31)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
+import random
 
 import anyio
 import pytest
 
 import anytcpip
 
-from .harness import TEST_TIMEOUT, open_pair, open_raw
+from .harness import TEST_TIMEOUT, Callbacks, get_seed, open_pair, open_raw, recv_all
 from .payloads import (
     BAD_JSON_LINES,
     BAD_UTF8_LINES,
@@ -196,3 +197,72 @@ async def test_terminator_injection(log: logging.Logger, role: str) -> None:
                 received += await rp.raw.receive()
             assert received == expected
             assert obj.connected
+
+
+def _garbage(rng: random.Random) -> bytes:
+    """One burst of hostile input."""
+    kind = rng.randrange(6)
+    if kind == 0:
+        return rng.randbytes(rng.randint(1, 3000))
+    if kind == 1:  # random bytes with terminators at random places
+        data = bytearray(rng.randbytes(rng.randint(1, 500)))
+        for _ in range(rng.randint(1, 5)):
+            data[rng.randrange(len(data)) :] = b"\r\n" + data[rng.randrange(len(data)) :]
+        return bytes(data)
+    if kind == 2:  # valid JSON lines
+        return b"".join(b'{"n": %d}\r\n' % rng.randint(0, 99) for _ in range(rng.randint(1, 5)))
+    if kind == 3:  # invalid UTF-8 line
+        return rng.choice(BAD_UTF8_LINES) + b"\r\n"
+    if kind == 4:  # over-limit line
+        return b"o" * (LIMIT + rng.randint(1, 3000)) + b"\r\n"
+    return rng.choice([*BAD_JSON_LINES, b"[" * 500]) + b"\r\n"
+
+
+async def test_readloop_fuzz(log: logging.Logger) -> None:
+    """R31: seeded garbage (random bytes, random terminator positions, valid
+    and invalid JSON, invalid UTF-8, over-limit lines) from 40 reconnecting
+    clients into a TestOneClientReadLoopServer. The server never crashes and
+    keeps listening; each bad frame either is read or makes read_and_dispatch
+    fail, which closes that client once, so the callbacks strictly
+    alternate; memory stays bounded; a good client is served right after."""
+    import psutil
+
+    seed = get_seed()
+    rng = random.Random(seed)
+    cb = Callbacks()
+    process = psutil.Process()
+    rss0 = process.memory_info().rss
+    with anyio.fail_after(TEST_TIMEOUT):
+        async with anytcpip.TestOneClientReadLoopServer(
+            port=0,
+            host=anytcpip.LOCALHOST_IPV4,
+            log=log,
+            connect_callback=cb,
+            limit=LIMIT,
+            linger=0.2,
+        ) as server:
+            for client_no in range(40):
+                async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as raw:
+                    await cb.wait_count(2 * client_no + 1)
+                    try:
+                        for _ in range(rng.randint(1, 6)):
+                            await raw.send(_garbage(rng))
+                    except (anyio.BrokenResourceError, OSError):
+                        pass  # the server dropped us already
+                    if rng.random() < 0.5:
+                        await raw.send_eof()
+                        await recv_all(raw)
+                await cb.wait_count(2 * client_no + 2)
+                assert len(cb.states) == 2 * client_no + 2, f"seed={seed} {cb.states}"
+            cb.assert_alternating()
+            assert process.memory_info().rss - rss0 < 32 << 20
+            async with anytcpip.Client(
+                host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log
+            ) as good:
+                await cb.wait_count(81)
+                # Drop what the fuzz left in the queue, then check the new data.
+                await good.write_str("good client")
+                while (data := await server.get_next_data()) != "good client":
+                    assert isinstance(data, str), f"seed={seed}"
+            assert server.port != 0
+        cb.assert_alternating()
