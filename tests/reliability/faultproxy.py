@@ -35,7 +35,8 @@ def _set_linger_zero(stream: anyio.abc.AnyByteStream) -> None:
     try:
         sock = stream.extra(SocketAttribute.raw_socket)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except (OSError, anyio.TypedAttributeLookupError):
+    except Exception:
+        # Already closed (uvloop raises AttributeError from extra() then).
         pass
 
 

@@ -545,3 +545,21 @@ async def test_vanish_netns(anyio_backend: Any) -> None:
     assert result["should_be_connected"] is True, result
     assert result["states"] == [True, False], result
     assert result["close_time"] <= 0.5 + slack(), result
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_fin_then_rst(log: logging.Logger, role: str) -> None:
+    """R2 (FIN followed at once by RST, 30 times): the peer half-closes and
+    then resets. Whatever the library is doing when the reset lands (reading,
+    half-closing, draining), it must see one disconnect (C=[T,F]) and close
+    cleanly: no exception out of ``async with``, no leaked fd."""
+    from .faultproxy import rst_close
+
+    with anyio.fail_after(TEST_TIMEOUT):
+        for _ in range(30):
+            async with open_raw(role, log) as rp:
+                await rp.raw.send(b"bye\r\n")
+                await rp.raw.send_eof()
+                await rst_close(rp.raw)
+                await rp.cb.wait_count(2)
+                assert rp.cb.states == [True, False]
