@@ -268,11 +268,11 @@ async def _soak(log: logging.Logger, seconds: float, backend: str) -> dict[str, 
         if stats.detection:
             assert max(stats.detection) <= H + 1.0 + slack(), f"seed={seed}"
     except BaseException:
-        print(f"SOAK FAILED seed={seed}")
-        print(json.dumps(stats.timeline))
+        print(f"SOAK FAILED seed={seed}")  # noqa: T201 (the summary is output)
+        print(json.dumps(stats.timeline))  # noqa: T201 (the summary is output)
         raise
     summary = stats.summary(backend)
-    print(json.dumps(summary))
+    print(json.dumps(summary))  # noqa: T201 (the summary is output)
     return summary
 
 
