@@ -130,7 +130,11 @@ class AsyncioConnection(Connection):
         buffer = self.buffer
         buffer.feed(data)
         self._wake_readers()
-        if len(buffer) >= buffer.limit and not self._reader_waiting:
+        # A waiting reader gets a look at this chunk before more is read; it
+        # asks again if it needs more (so an over-long line in flight costs at
+        # most the limit plus a chunk).
+        self._reader_waiting = False
+        if len(buffer) >= buffer.limit:
             self._pause_reading()
 
     def on_eof(self) -> None:
@@ -240,12 +244,16 @@ class AsyncioConnection(Connection):
                         # Half-close, take (and discard) whatever the peer still
                         # sends until its end-of-stream, then close: closing with
                         # unread data would make the kernel reset the connection.
-                        self._resume_reading()
-                        if transport.can_write_eof():
-                            transport.write_eof()
-                        await self._peer_done.wait()
-                        transport.close()
-                        await self._transport_closed.wait()
+                        try:
+                            self._resume_reading()
+                            if transport.can_write_eof():
+                                transport.write_eof()
+                        except OSError:
+                            pass  # the peer reset it meanwhile: abort below
+                        else:
+                            await self._peer_done.wait()
+                            transport.close()
+                            await self._transport_closed.wait()
                 if not self._transport_closed.is_set():
                     transport.abort()
                     with anyio.move_on_after(1):

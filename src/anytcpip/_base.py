@@ -148,6 +148,7 @@ class BaseClientOrServer(abc.ABC):
         self._started = False
         self._closing = False
         self._close_requested: anyio.Event | None = None
+        self._supervised = False
         self._inner: anyio.abc.TaskGroup | None = None
 
     # ----------------------------------------------------------- attributes
@@ -250,26 +251,42 @@ class BaseClientOrServer(abc.ABC):
         self._close_requested = anyio.Event()
         try:
             await self._open()
-        except BaseException as exc:
-            self.start_task.set_exception(exc)
-            self.done_task.set()
-            raise
-        try:
             async with anyio.create_task_group() as tg:
-                await tg.start(self.__supervise)
-                await self._started_hook()
-                self.start_task.set()
                 try:
+                    await tg.start(self.__supervise)
+                    try:
+                        await self._started_hook()
+                    except (RuntimeError, ConnectionError):
+                        # The supervisor's task group closed under us: we are
+                        # being cancelled, and the checkpoint says so.
+                        await anyio.lowlevel.checkpoint()
+                        raise
+                    self.start_task.set()
                     yield
                 finally:
+                    # Leaving the block is a close at this end.
+                    self.should_be_connected = False
                     with anyio.CancelScope(shield=True):
                         self._close_requested.set()
-                        await self.done_task
+                        if self._supervised:
+                            await self.done_task
+        except BaseException as exc:
+            if not self.start_task.done():
+                # Failed or cancelled while starting: awaiting start_task says
+                # so with an OSError (a cancellation belongs to the canceller).
+                error = (
+                    exc if isinstance(exc, OSError) else ConnectionError(f"not started: {exc!r}")
+                )
+                self.start_task.set_exception(error)
+            raise
         finally:
+            with anyio.CancelScope(shield=True):
+                await self._release()
             self.done_task.set()
 
     async def __supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         _current_owner.set(self)
+        self._supervised = True
         try:
             async with anyio.create_task_group() as inner:
                 self._inner = inner
@@ -297,6 +314,18 @@ class BaseClientOrServer(abc.ABC):
     @abc.abstractmethod
     async def _started_hook(self) -> None:
         """Start the first background work (the supervisor is running)."""
+
+    def _inner_group(self) -> anyio.abc.TaskGroup:
+        """The supervisor's task group, for tasks started while starting."""
+        if self._inner is None:
+            # The supervisor is gone: only a cancellation of the host does
+            # that while it is starting.
+            raise ConnectionError("closed while starting")
+        return self._inner
+
+    async def _release(self) -> None:  # noqa: B027
+        """Hook: close whatever _open opened and no task took over (after a
+        failure or cancellation while starting). Idempotent."""
 
     @abc.abstractmethod
     async def _teardown(self) -> None:

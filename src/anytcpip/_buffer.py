@@ -83,15 +83,16 @@ class ReceiveBuffer:
         idx = buf.find(sep, self._pos)
         if idx >= 0:
             self._discarded += idx + len(sep) - self._pos
-            self._pos = idx + len(sep)
+            end = idx + len(sep)
             self._discard_sep = None
         else:
             # Keep what could be the start of the separator.
-            keep = len(sep) - 1
-            start = max(self._pos, len(buf) - keep)
-            self._discarded += start - self._pos
-            self._pos = start
-        self._scan = self._pos
+            end = max(self._pos, len(buf) - (len(sep) - 1))
+            self._discarded += end - self._pos
+        # Free what was thrown away at once, so that a long message being
+        # discarded never holds more than about one chunk.
+        del buf[:end]
+        self._pos = self._scan = 0
 
     def _take(self, end: int) -> bytes:
         data = bytes(self._buf[self._pos : end])

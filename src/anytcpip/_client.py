@@ -145,12 +145,21 @@ class Client(BaseClientOrServer):
     async def _started_hook(self) -> None:
         stream, self._stream = self._stream, None
         assert stream is not None
-        assert self._inner is not None
         conn = Connection.create(
             stream, limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log
         )
         conn.peer = f"{self.host}:{self.port}"
-        await self._inner.start(self._serve_connection, conn, None, None)
+        try:
+            await self._inner_group().start(self._serve_connection, conn, None, None)
+        except BaseException:
+            # Cancelled (or failed) before the connection task took over.
+            await conn.finish_close(anyio.current_time())
+            raise
+
+    async def _release(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await anyio.aclose_forcefully(stream)
 
     async def _teardown(self) -> None:
         conn = self._conn

@@ -46,6 +46,10 @@ RECEIVE_CHUNK = 1 << 16
 #: A write waits while this many bytes are queued and not yet sent.
 WRITE_HIGH_WATER = 1 << 16
 
+#: With monitoring off, how long a server looks at its connected client's
+#: socket, when another client arrives, for a sign that the first one left.
+PROBE_TIME = 0.02
+
 
 class Connection:
     """The state of one TCP or TLS connection, shared by reads and writes.
@@ -84,6 +88,9 @@ class Connection:
         self._read_lock = anyio.Lock(fast_acquire=True)
         self._pump_running = False
         self._reader_waiting = False
+        # Cancel scopes of a pump or reader waiting for the raw socket.
+        self._pump_wait_scope: anyio.CancelScope | None = None
+        self._reader_scope: anyio.CancelScope | None = None
         self._data_waiter: anyio.Event | None = None
         self._space_waiter: anyio.Event | None = None
         # Send side.
@@ -153,9 +160,7 @@ class Connection:
         self.lost.set()
         self._wake_readers()
         self._wake_writers()
-        if self._space_waiter is not None:
-            self._space_waiter.set()
-            self._space_waiter = None
+        self._resume_pump()
         if self._flush_waiter is not None:
             self._flush_waiter.set()
             self._flush_waiter = None
@@ -199,6 +204,12 @@ class Connection:
         if waiter is not None:
             self._data_waiter = None
             waiter.set()
+        # A reader waiting for the raw socket: the data it waits for may just
+        # have been taken by the pump (it was already on its way when the
+        # reader took over), so stop its wait and let it look at the buffer.
+        scope = self._reader_scope
+        if scope is not None:
+            scope.cancel()
 
     def consumed(self) -> None:
         """Let the pump go on if a read made room in the buffer."""
@@ -220,17 +231,29 @@ class Connection:
         try:
             while self._usable():
                 while len(buffer) >= buffer.limit and not self._reader_waiting:
-                    waiter = self._space_waiter = anyio.Event()
-                    await waiter.wait()
+                    await self._pump_pause()
                     if not self._usable():
                         return
-                if sock is not None:
-                    if not self._recv_now(sock):
-                        await anyio.wait_readable(sock)
-                    continue
-                chunk = await stream.receive(RECEIVE_CHUNK)
-                buffer.feed(chunk)
-                self._wake_readers()
+                if sock is None:
+                    chunk = await stream.receive(RECEIVE_CHUNK)
+                    buffer.feed(chunk)
+                    self._wake_readers()
+                    # A waiting reader gets a look at this chunk before more
+                    # is received (it asks again if it needs more).
+                    self._reader_waiting = False
+                elif self._recv_now(sock):
+                    self._reader_waiting = False
+                else:
+                    if self._reader_waiting:
+                        # A reader is waiting for the socket itself (see
+                        # _wait_for_data); stand aside until it is done.
+                        await self._pump_pause()
+                        continue
+                    try:
+                        with anyio.CancelScope() as self._pump_wait_scope:
+                            await anyio.wait_readable(sock)
+                    finally:
+                        self._pump_wait_scope = None
         except anyio.EndOfStream:
             self.set_eof()
         except Exception as exc:
@@ -240,6 +263,16 @@ class Connection:
         finally:
             self._pump_running = False
             self._wake_readers()
+
+    async def _pump_pause(self) -> None:
+        waiter = self._space_waiter = anyio.Event()
+        await waiter.wait()
+
+    def _resume_pump(self) -> None:
+        waiter = self._space_waiter
+        if waiter is not None:
+            self._space_waiter = None
+            waiter.set()
 
     def _recv_now(self, sock: socket.socket) -> bool:
         """Receive what the kernel has, without waiting (raw-socket mode).
@@ -262,43 +295,70 @@ class Connection:
             self.set_eof()
         return True
 
+    async def _wait_readable_as_reader(self, sock: socket.socket) -> None:
+        """Wait until ``sock`` is readable, in a scope that closing cancels."""
+        try:
+            with anyio.CancelScope() as self._reader_scope:
+                if self.is_open:
+                    await anyio.wait_readable(sock)
+        finally:
+            self._reader_scope = None
+
     async def _receive_direct(self) -> None:
         stream = self.stream
         assert stream is not None
         sock = self._sock
         if sock is not None:
-            while not self._recv_now(sock):
-                await anyio.wait_readable(sock)
+            while self.is_open and not self._recv_now(sock):
+                await self._wait_readable_as_reader(sock)
             return
         try:
-            chunk = await stream.receive(RECEIVE_CHUNK)
+            with anyio.CancelScope() as self._reader_scope:
+                if self.is_open:
+                    chunk = await stream.receive(RECEIVE_CHUNK)
+                    self.buffer.feed(chunk)
         except anyio.EndOfStream:
             self.set_eof()
         except Exception as exc:
             if not is_transport_error(exc):
                 raise
             self.set_error(to_connection_error(exc))
-        else:
-            self.buffer.feed(chunk)
+        finally:
+            self._reader_scope = None
 
     async def _wait_for_data(self) -> None:
-        if self._pump_running:
-            if self._sock is not None and self._recv_now(self._sock):
+        if not self._pump_running:
+            await self._receive_direct()
+            return
+        sock = self._sock
+        if sock is not None:
+            # Raw-socket mode: rather than wait for the pump to receive and
+            # then wake us (one more trip through the scheduler), take its
+            # place: cancel its wait (trio unregisters it at once) and wait
+            # for the socket here.
+            if self._recv_now(sock):
                 return
             self._reader_waiting = True
-            waiter = self._space_waiter
-            if waiter is not None:
-                self._space_waiter = None
-                waiter.set()
-            waiter = self._data_waiter
-            if waiter is None:
-                waiter = self._data_waiter = anyio.Event()
             try:
-                await waiter.wait()
+                scope = self._pump_wait_scope
+                if scope is not None:
+                    scope.cancel()
+                await self._wait_readable_as_reader(sock)
+                if self.is_open:
+                    self._recv_now(sock)
             finally:
                 self._reader_waiting = False
-        else:
-            await self._receive_direct()
+                self._resume_pump()
+            return
+        self._reader_waiting = True
+        self._resume_pump()
+        waiter = self._data_waiter
+        if waiter is None:
+            waiter = self._data_waiter = anyio.Event()
+        try:
+            await waiter.wait()
+        finally:
+            self._reader_waiting = False
 
     async def read(self, take: Callable[[], T | None], at_eof: Callable[[bool], T]) -> T:
         """Return ``take()`` once it gives a result, waiting for data as needed.
@@ -337,9 +397,13 @@ class Connection:
                 if not self._usable():
                     return
         elif not self._read_lock.locked():
+            # Nobody is reading: receive for a moment. A peer that left may
+            # have sent data before its end-of-stream, so go on until the
+            # end-of-stream, the buffer is full, or the moment is over.
             async with self._read_lock:
-                with anyio.move_on_after(0.01):
-                    await self._receive_direct()
+                with anyio.move_on_after(PROBE_TIME):
+                    while self._usable() and len(self.buffer) < self.buffer.limit:
+                        await self._receive_direct()
 
     # ------------------------------------------------------------------ send
 
@@ -361,8 +425,14 @@ class Connection:
         """Queue ``data`` to be sent (the caller checked ``is_open`` and
         ``write_blocked``)."""
         sock = self._sock
-        if sock is not None and not self._out and not self._sending:
-            # Nothing queued or in flight: try to send it right now.
+        waiter = self._flush_waiter
+        if sock is not None and waiter is not None:
+            # The flusher is idle, so this is the first write of a burst: try to
+            # send it right now, and wake the flusher so that the rest of the
+            # burst (written before this task yields) is queued and then sent
+            # in one go.
+            self._flush_waiter = None
+            waiter.set()
             try:
                 sent = sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -463,8 +533,11 @@ class Connection:
                 return
             await stream.send_eof()
             if not self.eof:
-                while True:
-                    await stream.receive(RECEIVE_CHUNK)
+                # A reader receiving for itself was cancelled by the close and
+                # is on its way out; the lock makes sure it is gone.
+                async with self._read_lock:
+                    while True:
+                        await stream.receive(RECEIVE_CHUNK)
         except anyio.EndOfStream:
             pass
         except Exception as exc:

@@ -141,17 +141,25 @@ class OneClientServer(BaseClientOrServer):
         self.log.info("listening on %s", self.bound_addresses)
 
     async def _started_hook(self) -> None:
-        assert self._inner is not None
+        inner = self._inner_group()
         for listener in self._listeners:
-            self._inner.start_soon(self._accept_loop, listener)
+            inner.start_soon(self._accept_loop, listener)
+
+    async def _release(self) -> None:
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            await anyio.aclose_forcefully(listener)
 
     async def _teardown(self) -> None:
-        for listener in self._listeners:
-            await anyio.aclose_forcefully(listener)
-        conn = self._latest
-        if conn is not None:
-            conn.close_here()
-            await conn.done.wait()
+        await self._release()
+        # The connection being served, and one accepted after it that waits
+        # for it to finish closing.
+        for conn in (self._conn, self._latest):
+            if conn is not None:
+                conn.close_here()
+        for conn in (self._conn, self._latest):
+            if conn is not None:
+                await conn.done.wait()
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
         while True:
