@@ -1,6 +1,6 @@
 """One connection: the receive buffer and pump, the write queue, graceful close.
 
-How the pieces fit (see docs/design.rst for the long version):
+How the pieces fit:
 
 * **Receiving.** With monitoring on, a *pump* task owns the receive side: it
   receives chunks into a :class:`~anytcpip._buffer.ReceiveBuffer` and wakes any
