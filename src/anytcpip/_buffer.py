@@ -95,7 +95,10 @@ class ReceiveBuffer:
         self._pos = self._scan = 0
 
     def _take(self, end: int) -> bytes:
-        data = bytes(self._buf[self._pos : end])
+        # One copy (through a memoryview) rather than a bytearray slice and
+        # then bytes of it.
+        with memoryview(self._buf) as view:
+            data = bytes(view[self._pos : end])
         self._pos = end
         return data
 
@@ -169,7 +172,8 @@ class ReceiveBuffer:
                 " discarded",
                 end - pos,
             )
-        data = bytes(buf[pos : end if keep_sep else idx])
+        with memoryview(buf) as view:
+            data = bytes(view[pos : end if keep_sep else idx])
         self._pos = end
         return data
 

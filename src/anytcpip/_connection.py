@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import anyio
@@ -222,47 +223,57 @@ class Connection:
         """Receive into the buffer until end-of-stream, failure or cancellation."""
         stream = self.stream
         assert stream is not None
-        buffer = self.buffer
         # A reader that is receiving for itself (it got here first) finishes
         # first; every reader after this waits for the pump instead.
         async with self._read_lock:
             self._pump_running = True
         sock = self._sock
         try:
-            while self._usable():
-                while len(buffer) >= buffer.limit and not self._reader_waiting:
+            with self._failures_to_state():
+                await self._pump_loop(stream, sock)
+        finally:
+            self._pump_running = False
+            self._wake_readers()
+
+    async def _pump_loop(self, stream: anyio.abc.ByteStream, sock: socket.socket | None) -> None:
+        buffer = self.buffer
+        while self._usable():
+            while len(buffer) >= buffer.limit and not self._reader_waiting:
+                await self._pump_pause()
+                if not self._usable():
+                    return
+            if sock is None:
+                chunk = await stream.receive(RECEIVE_CHUNK)
+                buffer.feed(chunk)
+                self._wake_readers()
+                # A waiting reader gets a look at this chunk before more
+                # is received (it asks again if it needs more).
+                self._reader_waiting = False
+            elif self._recv_now(sock):
+                self._reader_waiting = False
+            else:
+                if self._reader_waiting:
+                    # A reader is waiting for the socket itself (see
+                    # _wait_for_data); stand aside until it is done.
                     await self._pump_pause()
-                    if not self._usable():
-                        return
-                if sock is None:
-                    chunk = await stream.receive(RECEIVE_CHUNK)
-                    buffer.feed(chunk)
-                    self._wake_readers()
-                    # A waiting reader gets a look at this chunk before more
-                    # is received (it asks again if it needs more).
-                    self._reader_waiting = False
-                elif self._recv_now(sock):
-                    self._reader_waiting = False
-                else:
-                    if self._reader_waiting:
-                        # A reader is waiting for the socket itself (see
-                        # _wait_for_data); stand aside until it is done.
-                        await self._pump_pause()
-                        continue
-                    try:
-                        with anyio.CancelScope() as self._pump_wait_scope:
-                            await anyio.wait_readable(sock)
-                    finally:
-                        self._pump_wait_scope = None
+                    continue
+                try:
+                    with anyio.CancelScope() as self._pump_wait_scope:
+                        await anyio.wait_readable(sock)
+                finally:
+                    self._pump_wait_scope = None
+
+    @contextmanager
+    def _failures_to_state(self) -> Iterator[None]:
+        """Turn the end of the stream, or a transport failure, into state."""
+        try:
+            yield
         except anyio.EndOfStream:
             self.set_eof()
         except Exception as exc:
             if not is_transport_error(exc):
                 raise
             self.set_error(to_connection_error(exc))
-        finally:
-            self._pump_running = False
-            self._wake_readers()
 
     async def _pump_pause(self) -> None:
         waiter = self._space_waiter = anyio.Event()
@@ -313,16 +324,10 @@ class Connection:
                 await self._wait_readable_as_reader(sock)
             return
         try:
-            with anyio.CancelScope() as self._reader_scope:
+            with self._failures_to_state(), anyio.CancelScope() as self._reader_scope:
                 if self.is_open:
                     chunk = await stream.receive(RECEIVE_CHUNK)
                     self.buffer.feed(chunk)
-        except anyio.EndOfStream:
-            self.set_eof()
-        except Exception as exc:
-            if not is_transport_error(exc):
-                raise
-            self.set_error(to_connection_error(exc))
         finally:
             self._reader_scope = None
 
