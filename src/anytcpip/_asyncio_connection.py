@@ -115,6 +115,7 @@ class AsyncioConnection(Connection):
     def __init__(self, *, limit: int, monitor: bool, log: logging.Logger) -> None:
         super().__init__(limit=limit, monitor=monitor, log=log)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._data_future: asyncio.Future[None] | None = None
         self._read_paused = True
         self._flush_scheduled = False
         # Set when the peer is done sending (end-of-stream or failure), and
@@ -173,14 +174,24 @@ class AsyncioConnection(Connection):
         if self._read_paused and self._pump_running and len(self.buffer) < self.buffer.limit:
             self._resume_reading()
 
+    def _wake_readers(self) -> None:
+        future = self._data_future
+        if future is not None:
+            self._data_future = None
+            if not future.done():
+                future.set_result(None)
+
     async def _wait_for_data(self) -> None:
+        # A bare loop future: cheaper than an anyio Event on this hot path,
+        # and cancellable the same way (anyio cancels the waiting task).
         self._reader_waiting = True
         self._resume_reading()
-        waiter = self._data_waiter
-        if waiter is None:
-            waiter = self._data_waiter = anyio.Event()
+        future = self._data_future
+        if future is None or future.done():
+            assert self._loop is not None
+            future = self._data_future = self._loop.create_future()
         try:
-            await waiter.wait()
+            await future
         finally:
             self._reader_waiting = False
 
