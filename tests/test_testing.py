@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
 import anytcpip
-from anytcpip.testing import BaseOneClientServerTestCase
+from anytcpip.testing import BaseOneClientServerTestCase, ConnectRecorder
 
 
 class TestPlainServer(BaseOneClientServerTestCase):
@@ -92,3 +94,25 @@ class TestMockController(BaseOneClientServerTestCase):
         with pytest.raises(RuntimeError):
             async with case.create_server():
                 pass
+
+
+# The same mock-controller test, written with the pytest plugin's fixtures.
+
+
+async def test_mock_controller_with_fixtures(
+    anytcpip_server_factory: Any,
+    anytcpip_client_factory: Any,
+    anytcpip_connect_recorder: ConnectRecorder,
+) -> None:
+    with anyio.fail_after(10):
+        server = await anytcpip_server_factory(
+            MockController, connect_callback=anytcpip_connect_recorder.callback
+        )
+        client = await anytcpip_client_factory(server)
+        await anytcpip_connect_recorder.assert_next(True)
+        await client.write_json({"cmd": "move", "to": 12.5})
+        assert await client.read_json() == {"ack": "move", "position": 12.5}
+        await client.write_json({"cmd": "fly"})
+        assert "unknown command" in (await client.read_json())["error"]
+        await client.close()
+        await anytcpip_connect_recorder.assert_next(False)

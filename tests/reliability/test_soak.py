@@ -228,7 +228,16 @@ async def _chaos(
     proxy.set_blackhole(False)
 
 
+def _resources() -> tuple[int, int]:
+    """(open file descriptors, resident memory in KiB) of this process."""
+    fds = len(os.listdir("/proc/self/fd"))
+    with open("/proc/self/statm") as statm:
+        rss_pages = int(statm.read().split()[1])
+    return fds, rss_pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 async def _soak(log: logging.Logger, seconds: float, backend: str) -> dict[str, Any]:
+    fds_before, rss_before = _resources()
     seed = get_seed()
     rng = random.Random(seed)
     stats = Stats(seed, start=anyio.current_time())
@@ -272,6 +281,11 @@ async def _soak(log: logging.Logger, seconds: float, backend: str) -> dict[str, 
         print(json.dumps(stats.timeline))  # noqa: T201 (the summary is output)
         raise
     summary = stats.summary(backend)
+    for _ in range(3):
+        await anyio.sleep(0.01)  # let closed sockets be released
+    fds_after, rss_after = _resources()
+    summary["fd_change"] = fds_after - fds_before
+    summary["rss_change_kib"] = rss_after - rss_before
     print(json.dumps(summary))  # noqa: T201 (the summary is output)
     return summary
 
