@@ -86,6 +86,10 @@ class Connection:
         # lock or for data); while it is not 0, fast paths must not jump the queue.
         self.readers = 0
         self._sock: socket.socket | None = None
+        # Receives so far, and its value at the last direct send (raw-socket
+        # mode): see queue().
+        self._received_count = 0
+        self._direct_send_mark = -1
         self._read_lock = anyio.Lock(fast_acquire=True)
         self._pump_running = False
         self._reader_waiting = False
@@ -300,6 +304,7 @@ class Connection:
             self.set_error(to_connection_error(exc))
             return True
         if data:
+            self._received_count += 1
             self.buffer.feed(data)
             self._wake_readers()
         else:
@@ -432,12 +437,15 @@ class Connection:
         sock = self._sock
         waiter = self._flush_waiter
         if sock is not None and waiter is not None:
-            # The flusher is idle, so this is the first write of a burst: try to
-            # send it right now, and wake the flusher so that the rest of the
-            # burst (written before this task yields) is queued and then sent
-            # in one go.
-            self._flush_waiter = None
-            waiter.set()
+            # The flusher is idle and nothing is queued: send at once. If data
+            # came in since the last such send, this is the first write of a new
+            # burst (typically a reply) and the flusher need not run at all;
+            # otherwise wake it, so that the rest of this burst (written before
+            # the task yields) is queued and sent in one go.
+            if self._received_count == self._direct_send_mark:
+                self._flush_waiter = None
+                waiter.set()
+            self._direct_send_mark = self._received_count
             try:
                 sent = sock.send(data)
             except (BlockingIOError, InterruptedError):
