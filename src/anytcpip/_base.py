@@ -531,12 +531,18 @@ class BaseClientOrServer(abc.ABC):
 
     async def _read_message(self, sep: bytes, keep: bool, *, raise_at_eof: bool) -> bytes:
         conn = self._connection()
-        buffer = conn.buffer
         if not conn.read_busy:
-            data = buffer.take_until(sep, keep)
+            data = conn.buffer.take_until(sep, keep)
             if data is not None:
                 conn.consumed()
                 return data
+        return await self._wait_message(conn, sep, keep, raise_at_eof=raise_at_eof)
+
+    async def _wait_message(
+        self, conn: Connection, sep: bytes, keep: bool, *, raise_at_eof: bool
+    ) -> bytes:
+        """The rest of a separator-based read, once the buffer had no message."""
+        buffer = conn.buffer
 
         def at_eof(waited: bool) -> bytes:
             if raise_at_eof:
@@ -582,14 +588,14 @@ class BaseClientOrServer(abc.ABC):
             If the message cannot be decoded; it is consumed, and the next read
             returns the next message.
         """
-        conn = self._conn
+        conn = self._connection()
         terminator = self._terminator
-        if conn is not None and not conn.read_busy:
+        if not conn.read_busy:
             data = conn.buffer.take_until(terminator, False)
             if data is not None:
                 conn.consumed()
                 return data.decode(self._encoding)
-        data = await self._read_message(terminator, False, raise_at_eof=True)
+        data = await self._wait_message(conn, terminator, False, raise_at_eof=True)
         return data.decode(self._encoding)
 
     async def read_json(self) -> Any:
