@@ -11,10 +11,13 @@ other connection; only how bytes move differs.
 * Receiving needs no task: the protocol sees data, end-of-stream and resets as
   they happen, so a hangup is noticed at once whether or not anybody reads.
   Reading is paused while ``limit`` bytes are unread and nobody waits.
-* The first write of a burst goes to the transport at once; the rest of the
-  burst is queued and handed over in one ``transport.write`` when the writing
-  task yields to the event loop (or when 64 KiB pile up). Writers wait while
-  the transport holds more than 64 KiB unsent.
+* Every write goes to the transport at once, and the transport (asyncio's and
+  uvloop's alike) sends it at once when nothing is buffered before it: only
+  what the kernel does not take is buffered, and later writes are appended to
+  that buffer, so bursts coalesce while the kernel is behind. Writers wait
+  while the transport holds more than 64 KiB unsent. A transport that failed
+  while writing is closing and drops what it is given, so every write checks
+  ``is_closing()`` and raises at once.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._connection import WRITE_HIGH_WATER, Connection
+from ._connection import WRITE_CALL_COST, WRITE_HIGH_WATER, Connection
 from ._exceptions import to_connection_error
 
 __all__ = ("AsyncioConnection",)
@@ -63,11 +66,10 @@ class _Protocol(asyncio.Protocol):
         self.conn.on_connection_lost(exc)
 
     def pause_writing(self) -> None:
-        self.conn.write_blocked = True
+        self.conn._set_out_blocked(True)
 
     def resume_writing(self) -> None:
-        self.conn.write_blocked = False
-        self.conn.on_writable()
+        self.conn._set_out_blocked(False)
 
 
 class AsyncioConnection(Connection):
@@ -117,7 +119,9 @@ class AsyncioConnection(Connection):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._data_future: asyncio.Future[None] | None = None
         self._read_paused = True
-        self._flush_scheduled = False
+        # The error was made up when a write found the transport closing; the
+        # transport's own reason replaces it when connection_lost reports it.
+        self._write_failure: ConnectionError | None = None
         # Set when the peer is done sending (end-of-stream or failure), and
         # when the transport is closed.
         self._peer_done = anyio.Event()
@@ -146,12 +150,12 @@ class AsyncioConnection(Connection):
         self._peer_done.set()
         self._transport_closed.set()
         if exc is not None:
-            self.set_error(to_connection_error(exc))
+            error = to_connection_error(exc)
+            if self.error is not None and self.error is self._write_failure:
+                self.error = error
+            self.set_error(error)
         else:
             self.set_eof()
-
-    def on_writable(self) -> None:
-        self._wake_writers()
 
     # ------------------------------------------------------------ receive
 
@@ -211,37 +215,34 @@ class AsyncioConnection(Connection):
         pass
 
     def queue(self, data: bytes) -> None:
-        if self._flush_scheduled:
-            self._out.append(data)
-            self.out_len += len(data)
-            if self.out_len >= WRITE_HIGH_WATER:
-                self._flush()
-        else:
-            self._transport.write(data)
-            self._flush_scheduled = True
-            assert self._loop is not None
-            self._loop.call_soon(self._flush_soon)
+        transport = self._transport
+        try:
+            transport.write(data)
+        except RuntimeError:  # uvloop, once the handle is closed
+            pass
+        if transport.is_closing():
+            self._failed_writing()
+        budget = self._write_budget - len(data) - WRITE_CALL_COST
+        self._write_budget = budget
+        if budget < 0:
+            self.write_blocked = True
 
-    def _flush_soon(self) -> None:
-        self._flush_scheduled = False
-        self._flush()
-
-    def _flush(self) -> None:
-        out = self._out
-        if not out:
-            return
-        self._out = []
-        self.out_len = 0
-        if self.error is None and not self._transport.is_closing():
-            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+    def _failed_writing(self) -> None:
+        """The transport failed (it drops what it is given from then on, and
+        tells the protocol only later): fail the connection now."""
+        if self.error is None:
+            failure = ConnectionResetError("the connection failed while writing")
+            self.set_error(failure)
+            self._write_failure = failure
+        raise self.not_connected()
 
     @property
     def flushed(self) -> bool:
-        return not self._out and self._transport.get_write_buffer_size() == 0
+        return self._transport.get_write_buffer_size() == 0
 
     async def wait_flushed(self) -> None:
-        # Hand the queue to the transport; finish_close waits for the rest.
-        self._flush()
+        # Everything is with the transport already; finish_close waits for it.
+        pass
 
     # -------------------------------------------------------------- close
 
@@ -249,7 +250,6 @@ class AsyncioConnection(Connection):
         transport = self._transport
         try:
             with anyio.CancelScope(shield=True):
-                self._flush()
                 if self.error is None and not transport.is_closing():
                     with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
                         # Half-close, take (and discard) whatever the peer still

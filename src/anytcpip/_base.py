@@ -60,10 +60,21 @@ def _check_encoding(encoding: Any) -> str:
     if not isinstance(encoding, str):
         raise ValueError(f"encoding={encoding!r} must be a str")
     try:
-        codecs.lookup(encoding)
+        info = codecs.lookup(encoding)
     except LookupError:
         raise ValueError(f"unknown encoding {encoding!r}") from None
+    # hex, base64, zlib, rot13...: codecs, but not between str and bytes.
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"encoding={encoding!r} is not a text encoding")
     return encoding
+
+
+def _not_bytes(data: object) -> TypeError:
+    return TypeError(f"data must be bytes, bytearray or memoryview, not {type(data).__name__}")
+
+
+def _not_structure(struct: object) -> TypeError:
+    return TypeError(f"expected a ctypes.Structure, not {type(struct).__name__}")
 
 
 class BaseClientOrServer(abc.ABC):
@@ -611,7 +622,8 @@ class BaseClientOrServer(abc.ABC):
             If the message is longer than the read limit (it is discarded).
         json.JSONDecodeError
             If the message is not JSON (its message includes the data); also
-            for nesting too deep to decode. The connection is still usable.
+            for nesting too deep to decode, or an integer with more digits
+            than Python converts. The connection is still usable.
         UnicodeDecodeError
             If the message cannot be decoded.
         """
@@ -624,25 +636,41 @@ class BaseClientOrServer(abc.ABC):
             raise json.JSONDecodeError(
                 f"nesting too deep to decode; data={data[:200]!r}", data, 0
             ) from None
+        except ValueError as exc:
+            # For instance an integer longer than sys.get_int_max_str_digits().
+            raise json.JSONDecodeError(f"{exc}; data={data!r}", data, 0) from None
 
     # ------------------------------------------------------------- writing
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data``.
 
-        When this returns, all of ``data`` is queued on the connection, after
-        everything written before it and before anything written after it,
-        and will be sent without waiting for anything else the caller does
-        (:meth:`close` delivers it too). It waits first if much is still unsent
-        (backpressure). If it raises, none of ``data`` was queued.
+        When this returns, ``data`` follows everything written before it and
+        precedes anything written after it. On a plain TCP connection, if
+        nothing written earlier is still waiting to be sent, ``data`` has been
+        handed to the kernel (what the kernel could not take yet is queued and
+        sent as soon as it can be, without waiting for anything else the
+        caller does); with TLS it is queued and goes out at the caller's next
+        ``await`` that lets other tasks run. :meth:`close` delivers it too.
+
+        A write waits first while 64 KiB or more are unsent (backpressure);
+        writers waiting so are served in the order they came. Without
+        backpressure, a write lets other tasks run first once every 64 writes
+        or 1 MiB on the connection (a checkpoint, where cancellation is
+        honoured too); other writes return without yielding. If it raises,
+        none of ``data`` was queued.
 
         Raises
         ------
         ConnectionError
             If not connected (never connected, closed, or the peer's close or
-            a failure has been noticed).
+            a failure has been noticed, including by this write).
+        TypeError
+            If ``data`` is not bytes, bytearray or memoryview.
         """
         if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise _not_bytes(data)
             data = bytes(data)
         conn = self._conn
         if conn is None or conn.write_blocked or not conn.is_open:
@@ -652,23 +680,33 @@ class BaseClientOrServer(abc.ABC):
             conn.queue(data)
 
     async def writelines(self, lines: Iterable[bytes]) -> None:
-        """Write an iterable of bytes, as one message.
+        """Write an iterable of bytes, as one message (see :meth:`write`).
 
         Raises
         ------
         ConnectionError
             If not connected.
+        TypeError
+            If ``lines`` is not an iterable of bytes-like objects; nothing is
+            written.
         """
         await self.write(b"".join(lines))
 
     async def write_from(self, *structs: ctypes.Structure) -> None:
-        """Write one or more :class:`ctypes.Structure`, as one message.
+        """Write one or more :class:`ctypes.Structure`, as one message (see
+        :meth:`write`).
 
         Raises
         ------
         ConnectionError
             If not connected.
+        TypeError
+            If any of ``structs`` is not a :class:`ctypes.Structure`; nothing
+            is written.
         """
+        for struct in structs:
+            if not isinstance(struct, ctypes.Structure):
+                raise _not_structure(struct)
         data = bytes(structs[0]) if len(structs) == 1 else b"".join([bytes(s) for s in structs])
         conn = self._conn
         if conn is not None and conn.is_open and not conn.write_blocked:
@@ -678,15 +716,19 @@ class BaseClientOrServer(abc.ABC):
 
     async def write_str(self, line: str) -> None:
         """Encode ``line`` with :attr:`encoding` (strict), append
-        :attr:`terminator` and write it.
+        :attr:`terminator` and write it (see :meth:`write`).
 
         Raises
         ------
         ConnectionError
             If not connected.
+        TypeError
+            If ``line`` is not a str; nothing is written.
         UnicodeEncodeError
             If ``line`` cannot be encoded; nothing is written.
         """
+        if type(line) is not str and not isinstance(line, str):
+            raise TypeError(f"line must be a str, not {type(line).__name__}")
         data = line.encode(self._encoding) + self._terminator
         conn = self._conn
         if conn is not None and conn.is_open and not conn.write_blocked:
@@ -695,7 +737,7 @@ class BaseClientOrServer(abc.ABC):
         await self.write(data)
 
     async def write_json(self, data: Any) -> None:
-        """Encode ``data`` as JSON and write it with :meth:`write_str`.
+        """Encode ``data`` as JSON and write it like :meth:`write_str`.
 
         Raises
         ------

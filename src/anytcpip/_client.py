@@ -172,10 +172,10 @@ class Client(BaseClientOrServer):
             tg.start_soon(self._send_heartbeats)
 
     async def _send_heartbeats(self) -> None:
-        message = HEARTBEAT + self.terminator
         try:
             while True:
-                await self.write(message)
+                # A message like any other: it ends with the current terminator.
+                await self.write(HEARTBEAT + self.terminator)
                 await anyio.sleep(self.heartbeat_send_sleep)
         except ConnectionError:
             pass

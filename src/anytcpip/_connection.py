@@ -10,11 +10,18 @@ How the pieces fit:
   peer costs at most ``limit`` plus one chunk. With monitoring off, a reader
   receives for itself. Either way bytes leave the buffer only when a whole
   result can be returned, so a cancelled read consumes nothing.
-* **Writing.** ``write`` appends the whole message to a queue without yielding
-  and returns; a *flusher* task sends everything queued in one ``send``. So a
-  burst of small writes costs one system call, and messages from several
-  tasks never interleave. A writer waits (before queueing anything) while the
-  queue holds ``WRITE_HIGH_WATER`` bytes or more: that is the backpressure.
+* **Writing.** On a plain TCP socket (trio, and the asyncio fast path), a
+  write with nothing queued before it goes to the kernel at once, in the
+  writer's own call; only what the kernel does not take is queued, and later
+  writes queue behind it, so they coalesce exactly when the kernel is behind.
+  A *flusher* task sends everything queued in one ``send`` (on other streams,
+  TLS for instance, every message goes through it). Messages from several
+  tasks never interleave. A writer waits (before queueing anything) while
+  ``WRITE_HIGH_WATER`` bytes or more are queued: that is the backpressure;
+  writers waiting for it are let through first come, first served. And every
+  ``WRITE_YIELD_BUDGET`` bytes (a write counting as ``WRITE_CALL_COST`` bytes
+  at least) a write lets other tasks run first (a checkpoint), so a writer
+  the kernel keeps up with cannot starve them, and cancellation is honoured.
 * **Closing.** Flush what was written, half-close (TLS: close_notify), discard
   what the peer still sends until its end-of-stream, then close; all of it
   bounded by ``linger`` seconds, so a peer that never reads or never closes
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -36,7 +44,13 @@ from anyio.streams.tls import TLSStream
 from ._buffer import ReceiveBuffer
 from ._exceptions import is_transport_error, to_connection_error
 
-__all__ = ("RECEIVE_CHUNK", "WRITE_HIGH_WATER", "Connection")
+__all__ = (
+    "RECEIVE_CHUNK",
+    "WRITE_CALL_COST",
+    "WRITE_HIGH_WATER",
+    "WRITE_YIELD_BUDGET",
+    "Connection",
+)
 
 
 T = TypeVar("T")
@@ -46,6 +60,12 @@ RECEIVE_CHUNK = 1 << 16
 
 #: A write waits while this many bytes are queued and not yet sent.
 WRITE_HIGH_WATER = 1 << 16
+
+#: Writes on one connection let other tasks run (a checkpoint) at least once
+#: per this many bytes, each write counting as ``WRITE_CALL_COST`` bytes more
+#: than its length: at least every 64 writes, or every 1 MiB.
+WRITE_YIELD_BUDGET = 1 << 20
+WRITE_CALL_COST = 1 << 14
 
 #: With monitoring off, how long a server looks at its connected client's
 #: socket, when another client arrives, for a sign that the first one left.
@@ -86,10 +106,6 @@ class Connection:
         # lock or for data); while it is not 0, fast paths must not jump the queue.
         self.readers = 0
         self._sock: socket.socket | None = None
-        # Receives so far, and its value at the last direct send (raw-socket
-        # mode): see queue().
-        self._received_count = 0
-        self._direct_send_mark = -1
         self._read_lock = anyio.Lock(fast_acquire=True)
         self._pump_running = False
         self._reader_waiting = False
@@ -101,8 +117,15 @@ class Connection:
         # Send side.
         self._out: list[bytes] = []
         self.out_len = 0
-        #: True while a writer must wait before queueing (backpressure).
+        #: True while a write must go through wait_writable() before queueing:
+        #: backpressure, writers waiting their turn, or the yield budget spent.
         self.write_blocked = False
+        # Backpressure: too much is queued (or the transport said so).
+        self._out_blocked = False
+        # Writers waiting for their turn, in order; the head's event is set
+        # when it may go (it stays in the queue until it has run).
+        self._write_waiters: deque[anyio.Event] = deque()
+        self._write_budget = WRITE_YIELD_BUDGET
         self._sending = False
         self._flush_waiter: anyio.Event | None = None
         self._drain_waiter: anyio.Event | None = None
@@ -165,6 +188,8 @@ class Connection:
         self.lost.set()
         self._wake_readers()
         self._wake_writers()
+        for event in self._write_waiters:
+            event.set()
         self._resume_pump()
         if self._flush_waiter is not None:
             self._flush_waiter.set()
@@ -181,7 +206,7 @@ class Connection:
             self.log.debug("connection %s failed: %r", self.peer, exc)
             self._out.clear()
             self.out_len = 0
-            self.write_blocked = False
+            self._out_blocked = False
             self._became_unusable()
 
     def close_here(self) -> None:
@@ -304,7 +329,6 @@ class Connection:
             self.set_error(to_connection_error(exc))
             return True
         if data:
-            self._received_count += 1
             self.buffer.feed(data)
             self._wake_readers()
         else:
@@ -433,49 +457,94 @@ class Connection:
 
     def queue(self, data: bytes) -> None:
         """Queue ``data`` to be sent (the caller checked ``is_open`` and
-        ``write_blocked``)."""
+        ``write_blocked``).
+
+        Raises
+        ------
+        ConnectionError
+            If sending at once failed (nothing of ``data`` went out).
+        """
         sock = self._sock
-        waiter = self._flush_waiter
-        if sock is not None and waiter is not None:
-            # The flusher is idle and nothing is queued: send at once. If data
-            # came in since the last such send, this is the first write of a new
-            # burst (typically a reply) and the flusher need not run at all;
-            # otherwise wake it, so that the rest of this burst (written before
-            # the task yields) is queued and sent in one go.
-            if self._received_count == self._direct_send_mark:
-                self._flush_waiter = None
-                waiter.set()
-            self._direct_send_mark = self._received_count
+        if sock is not None and not self._out and not self._sending:
+            # Nothing queued or being sent: give it to the kernel now, and
+            # queue only what it does not take.
             try:
                 sent = sock.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
                 self.set_error(to_connection_error(exc))
-                return
-            if sent == len(data):
-                return
-            data = data[sent:]
+                raise self.not_connected() from None
+            if sent != len(data):
+                self._queue_rest(data[sent:] if sent else data)
+        else:
+            self._queue_rest(data)
+        budget = self._write_budget - len(data) - WRITE_CALL_COST
+        self._write_budget = budget
+        if budget < 0:
+            self.write_blocked = True
+
+    def _queue_rest(self, data: bytes) -> None:
         self._out.append(data)
         self.out_len += len(data)
         if self.out_len >= WRITE_HIGH_WATER:
-            self.write_blocked = True
+            self._out_blocked = self.write_blocked = True
         waiter = self._flush_waiter
         if waiter is not None:
             self._flush_waiter = None
             waiter.set()
 
+    def _set_out_blocked(self, blocked: bool) -> None:
+        """Backpressure starts or ends; at its end the first waiting writer goes."""
+        self._out_blocked = blocked
+        if not blocked and self._write_waiters:
+            self._write_waiters[0].set()
+        self._update_write_blocked()
+
+    def _update_write_blocked(self) -> None:
+        self.write_blocked = (
+            self._out_blocked or bool(self._write_waiters) or self._write_budget < 0
+        )
+
     async def wait_writable(self) -> None:
-        """Wait until a message may be queued; raise if the connection is unusable."""
-        while True:
+        """Wait until a message may be queued; raise if the connection is unusable.
+
+        Writers that must wait for backpressure to end go in the order they
+        came. A writer that need not wait still lets other tasks run first
+        (the yield budget is spent, see ``WRITE_YIELD_BUDGET``).
+        """
+        if not self.is_open:
+            raise self.not_connected()
+        if not (self._out_blocked or self._write_waiters):
+            await anyio.lowlevel.checkpoint()
             if not self.is_open:
                 raise self.not_connected()
-            if not self.write_blocked:
-                return
-            waiter = self._drain_waiter
-            if waiter is None:
-                waiter = self._drain_waiter = anyio.Event()
-            await waiter.wait()
+        if self._out_blocked or self._write_waiters:
+            await self._wait_turn()
+        self._write_budget = WRITE_YIELD_BUDGET
+        self._update_write_blocked()
+
+    async def _wait_turn(self) -> None:
+        waiters = self._write_waiters
+        event = anyio.Event()
+        waiters.append(event)
+        self.write_blocked = True
+        try:
+            while True:
+                await event.wait()
+                if not self.is_open:
+                    raise self.not_connected()
+                if not self._out_blocked:
+                    return
+                # Blocked again before this writer ran: wait again, still first.
+                index = waiters.index(event)
+                event = waiters[index] = anyio.Event()
+        finally:
+            waiters.remove(event)
+            # Let the next one go (it runs after this writer has queued).
+            if waiters and not self._out_blocked:
+                waiters[0].set()
+            self._update_write_blocked()
 
     async def flusher(self) -> None:
         """Send whatever is queued, in order, until cancelled or the link fails."""
@@ -494,9 +563,9 @@ class Connection:
                 data = out[0] if len(out) == 1 else b"".join(out)
                 self._out = []
                 self.out_len = 0
-                self.write_blocked = False
-                self._wake_writers()
                 self._sending = True
+                if self._out_blocked:
+                    self._set_out_blocked(False)
                 await stream.send(data)
                 self._sending = False
         except Exception as exc:
