@@ -119,9 +119,6 @@ class AsyncioConnection(Connection):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._data_future: asyncio.Future[None] | None = None
         self._read_paused = True
-        # The error was made up when a write found the transport closing; the
-        # transport's own reason replaces it when connection_lost reports it.
-        self._write_failure: ConnectionError | None = None
         # Set when the peer is done sending (end-of-stream or failure), and
         # when the transport is closed.
         self._peer_done = anyio.Event()
@@ -226,15 +223,6 @@ class AsyncioConnection(Connection):
         self._write_budget = budget
         if budget < 0:
             self.write_blocked = True
-
-    def _failed_writing(self) -> None:
-        """The transport failed (it drops what it is given from then on, and
-        tells the protocol only later): fail the connection now."""
-        if self.error is None:
-            failure = ConnectionResetError("the connection failed while writing")
-            self.set_error(failure)
-            self._write_failure = failure
-        raise self.not_connected()
 
     @property
     def flushed(self) -> bool:

@@ -35,7 +35,7 @@ import socket
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -106,6 +106,8 @@ class Connection:
         # lock or for data); while it is not 0, fast paths must not jump the queue.
         self.readers = 0
         self._sock: socket.socket | None = None
+        # An anyio asyncio stream's transport (monitoring off): see queue().
+        self._transport_w: Any = None
         self._read_lock = anyio.Lock(fast_acquire=True)
         self._pump_running = False
         self._reader_waiting = False
@@ -127,6 +129,9 @@ class Connection:
         self._write_waiters: deque[anyio.Event] = deque()
         self._write_budget = WRITE_YIELD_BUDGET
         self._sending = False
+        # The error made up when a write found the transport closing (see
+        # _failed_writing); the transport's own reason may replace it.
+        self._write_failure: ConnectionError | None = None
         self._flush_waiter: anyio.Event | None = None
         self._drain_waiter: anyio.Event | None = None
 
@@ -170,6 +175,18 @@ class Connection:
             sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
             if isinstance(sock, socket.socket):
                 self._sock = sock
+        # A plain TCP stream on asyncio (here only with monitoring off; else
+        # AsyncioConnection took it over): a write with nothing queued before
+        # it goes straight to its transport, which sends at once.
+        elif type(stream).__module__ == "anyio._backends._asyncio" and isinstance(
+            stream, anyio.abc.SocketStream
+        ):
+            transport = getattr(stream, "_transport", None)
+            if all(
+                hasattr(transport, name)
+                for name in ("write", "is_closing", "get_write_buffer_size")
+            ):
+                self._transport_w = transport
 
     # ------------------------------------------------------------------ state
 
@@ -477,12 +494,40 @@ class Connection:
                 raise self.not_connected() from None
             if sent != len(data):
                 self._queue_rest(data[sent:] if sent else data)
+        elif (
+            self._transport_w is not None
+            and not self._out
+            and not self._sending
+            and not self._transport_w.get_write_buffer_size()
+        ):
+            transport = self._transport_w
+            try:
+                transport.write(data)
+            except RuntimeError:  # uvloop, once the handle is closed
+                pass
+            if transport.is_closing():
+                self._failed_writing()
         else:
             self._queue_rest(data)
         budget = self._write_budget - len(data) - WRITE_CALL_COST
         self._write_budget = budget
         if budget < 0:
             self.write_blocked = True
+
+    def _failed_writing(self) -> None:
+        """The transport failed (it drops what it is given from then on, and
+        tells its protocol only later): fail the connection now.
+
+        Raises
+        ------
+        ConnectionError
+            Always.
+        """
+        if self.error is None:
+            failure = ConnectionResetError("the connection failed while writing")
+            self.set_error(failure)
+            self._write_failure = failure
+        raise self.not_connected()
 
     def _queue_rest(self, data: bytes) -> None:
         self._out.append(data)

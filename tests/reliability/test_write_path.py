@@ -60,34 +60,40 @@ async def check_burst(obj: anytcpip.BaseClientOrServer, sock: socket.socket, tag
         assert got == expected, f"{tag}: message {i} ({name}) not in the kernel: got {got!r}"
 
 
+@pytest.mark.parametrize("monitor", [True, False], ids=["monitor", "no-monitor"])
 @pytest.mark.parametrize("role", ROLES)
-async def test_returned_write_is_sent(log: logging.Logger, role: str) -> None:
+async def test_returned_write_is_sent(log: logging.Logger, role: str, monitor: bool) -> None:
     """Issue 10 B / 14.13: when a write returns (nothing being queued before
     it), its bytes are in the kernel: a blocking recv in the same thread,
     without yielding, gets the first, second, third... message of a burst;
     after a pause; and (server) on a new connection right after the previous
-    client left."""
+    client left. With connection monitoring on and off."""
+    interval = anytcpip.DEFAULT_MONITOR_CONNECTION_INTERVAL if monitor else 0
     with anyio.fail_after(TEST_TIMEOUT):
-        async with open_plain(role, log) as pp:
+        async with open_plain(role, log, monitor_connection_interval=interval) as pp:
             await check_burst(pp.obj, pp.sock, "a")
             await anyio.sleep(0.01)
             await check_burst(pp.obj, pp.sock, "b")
             if role == "server":
                 pp.sock.close()
-                await pp.cb.wait_count(2)
+                if monitor:
+                    await pp.cb.wait_count(2)
+                # (Without monitoring, the server notices when the next one comes.)
                 assert isinstance(pp.obj, anytcpip.OneClientServer)
                 with socket.create_connection((anytcpip.LOCALHOST_IPV4, pp.obj.port)) as sock2:
-                    await pp.cb.wait_count(3)
+                    assert await pp.cb.wait_count(3) == [True, False, True]
                     await check_burst(pp.obj, sock2, "c")
 
 
+@pytest.mark.parametrize("monitor", [True, False], ids=["monitor", "no-monitor"])
 @pytest.mark.parametrize("role", ROLES)
-async def test_write_after_reset_raises(log: logging.Logger, role: str) -> None:
+async def test_write_after_reset_raises(log: logging.Logger, role: str, monitor: bool) -> None:
     """14.6: the peer resets; a write loop that never awaits anything else
     gets ConnectionError within a few writes (asyncio used to drop every later
     write silently, forever), then the connection is reported lost."""
+    interval = anytcpip.DEFAULT_MONITOR_CONNECTION_INTERVAL if monitor else 0
     with anyio.fail_after(TEST_TIMEOUT):
-        async with open_plain(role, log) as pp:
+        async with open_plain(role, log, monitor_connection_interval=interval) as pp:
             await pp.obj.write(b"hello\r\n")
             assert recv_now(pp.sock, 7) == b"hello\r\n"
             pp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
