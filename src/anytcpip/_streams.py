@@ -59,7 +59,13 @@ async def write_from(stream: ByteSendStream, *structs: ctypes.Structure) -> None
     ------
     ConnectionError
         If the connection is lost.
+    TypeError
+        If any of ``structs`` is not a :class:`ctypes.Structure`; nothing is
+        sent.
     """
+    for struct in structs:
+        if not isinstance(struct, ctypes.Structure):
+            raise TypeError(f"expected a ctypes.Structure, not {type(struct).__name__}")
     data = b"".join(bytes(s) for s in structs)
     with translate_errors():
         await stream.send(data)

@@ -24,9 +24,10 @@ ROLES = ["client", "server"]
 async def test_writes_reject_what_is_not_bytes(log: logging.Logger, role: str) -> None:
     """14.16: every write method raises TypeError for what is not bytes-like
     (write: not bytes, bytearray or memoryview, as asyncio's writer.write;
-    write_from: not a ctypes.Structure; write_str: not a str), and queues
-    nothing: the peer then gets exactly the next good write. bytearray and
-    memoryview are written as their bytes."""
+    write_from, and the module's write_from for anyio streams: not a
+    ctypes.Structure; write_str: not a str), and queues nothing: the peer
+    then gets exactly the next good write. bytearray and memoryview are
+    written as their bytes."""
     with anyio.fail_after(TEST_TIMEOUT):
         async with open_raw(role, log) as rp:
             obj = rp.obj
@@ -37,6 +38,8 @@ async def test_writes_reject_what_is_not_bytes(log: logging.Logger, role: str) -
                 (obj.write_from, (ShortStruct(), 3)),
                 *[(obj.write_str, (a,)) for a in (b"x", 5, None)],
                 *[(obj.writelines, (a,)) for a in (5, [b"a", 5], ["a"])],
+                (anytcpip.write_from, (rp.raw, 3)),
+                (anytcpip.write_from, (rp.raw, ShortStruct(), b"ab")),
             ]
             for method, args in bad:
                 try:
