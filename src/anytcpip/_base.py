@@ -704,10 +704,16 @@ class BaseClientOrServer(abc.ABC):
             If any of ``structs`` is not a :class:`ctypes.Structure`; nothing
             is written.
         """
-        for struct in structs:
+        if len(structs) == 1:
+            struct = structs[0]
             if not isinstance(struct, ctypes.Structure):
                 raise _not_structure(struct)
-        data = bytes(structs[0]) if len(structs) == 1 else b"".join([bytes(s) for s in structs])
+            data = bytes(struct)
+        else:
+            for struct in structs:
+                if not isinstance(struct, ctypes.Structure):
+                    raise _not_structure(struct)
+            data = b"".join([bytes(s) for s in structs])
         conn = self._conn
         if conn is not None and conn.is_open and not conn.write_blocked:
             conn.queue(data)
