@@ -80,12 +80,12 @@ class _CompatAttribute:
             return vars(obj)[self._name]
         except KeyError:
             raise AttributeError(
-                f"{type(obj).__name__} has no {self._name} (a ts_tcpip attribute): "
-                f"{self._instead}"
+                f"{type(obj).__name__} has no {self._name} (a ts_tcpip attribute): {self._instead}"
             ) from None
 
     def __set__(self, obj: object, value: Any) -> None:
         vars(obj)[self._name] = value
+
 
 #: The object whose background task is running (inherited by the tasks it
 #: starts); lets close() know it was called from one of the object's own tasks.
@@ -472,9 +472,7 @@ class BaseClientOrServer(abc.ABC):
         entry = self._conn_tasks
         if entry is None or not entry[0].is_open:
             raise ConnectionError("not connected: start_connection_soon needs a connection")
-        entry[1].start_soon(
-            self._guarded, func, args, name or _name_of(func), name=name or None
-        )
+        entry[1].start_soon(self._guarded, func, args, name or _name_of(func), name=name or None)
 
     async def _guarded(
         self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], label: str

@@ -110,9 +110,7 @@ def _common(cls_name: str, options: dict[str, Any]) -> dict[str, Any]:
     return own
 
 
-def client_options(
-    cls_name: str, options: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def client_options(cls_name: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check a Client's options; return (for BaseClientOrServer, for
     anyio.connect_tcp).
 

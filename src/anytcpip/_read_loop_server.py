@@ -92,8 +92,7 @@ class OneClientReadLoopServer(OneClientServer):
     )
     heartbeat_received_tai = _CompatAttribute(
         "heartbeat_received_tai",
-        "override handle_received_heartbeat() (and call super) to record when "
-        "heartbeats arrive",
+        "override handle_received_heartbeat() (and call super) to record when heartbeats arrive",
     )
 
     def __init__(
