@@ -1,4 +1,4 @@
-"""BaseOneClientServerTestCase, used the way its users use it."""
+"""BaseOneClientServerTests (pytest-native), used the way its users use it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import anyio
 import pytest
 
 import anytcpip
-from anytcpip.testing import BaseOneClientServerTestCase, ConnectRecorder
+from anytcpip.testing import BaseOneClientServerTests, ConnectRecorder
 
 
-class TestPlainServer(BaseOneClientServerTestCase):
+class TestPlainServer(BaseOneClientServerTests):
     server_class = anytcpip.OneClientServer
 
     def setup_method(self) -> None:
@@ -72,7 +72,7 @@ class MockController(anytcpip.OneClientReadLoopServer):
             await self.write_json({"error": f"unknown command {command['cmd']!r}"})
 
 
-class TestMockController(BaseOneClientServerTestCase):
+class TestMockController(BaseOneClientServerTests):
     server_class = MockController
 
     async def test_move(self) -> None:
@@ -87,7 +87,7 @@ class TestMockController(BaseOneClientServerTestCase):
                 await self.assert_next_connected(False)
 
     async def test_server_class_missing(self) -> None:
-        class NoClass(BaseOneClientServerTestCase):
+        class NoClass(BaseOneClientServerTests):
             pass
 
         case = NoClass()
