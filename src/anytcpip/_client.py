@@ -111,7 +111,7 @@ class Client(BaseClientOrServer):
         heartbeat_send_sleep: float = 1.0,
         **options: Unpack[ClientOptions],
     ) -> None:
-        own, connect_kwargs = client_options(type(self).__name__, dict(options))
+        own, connect_kwargs = client_options(type(self), dict(options))
         super().__init__(
             log=log,
             connect_callback=connect_callback,

@@ -117,7 +117,7 @@ class OneClientServer(BaseClientOrServer):
         terminator: bytes = DEFAULT_TERMINATOR,
         **options: Unpack[ServerOptions],
     ) -> None:
-        own, listen_kwargs = self._check_options(dict(options))
+        own, listen_kwargs = server_options(type(self), dict(options))
         ssl_context = own.pop("ssl_context", None)
         tls_standard_compatible = own.pop("tls_standard_compatible", True)
         super().__init__(
@@ -146,9 +146,6 @@ class OneClientServer(BaseClientOrServer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.host}:{self.port}>"
-
-    def _check_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        return server_options(type(self).__name__, options)
 
     async def _open(self) -> None:
         multi = await anyio.create_tcp_listener(

@@ -10,6 +10,7 @@ equivalent, with a message that says what to do instead.
 from __future__ import annotations
 
 import difflib
+import inspect
 import socket
 import ssl
 from collections.abc import Mapping
@@ -77,10 +78,17 @@ _ASYNCIO_ONLY = {
 }
 
 
-def _reject(cls_name: str, name: str, allowed: Mapping[str, object]) -> TypeError:
+def _reject(cls: type, name: str, allowed: Mapping[str, object]) -> TypeError:
+    cls_name = cls.__name__
     if name in _ASYNCIO_ONLY and name not in allowed:
         return TypeError(f"{cls_name}() does not take {name}=: {_ASYNCIO_ONLY[name]}")
-    close = difflib.get_close_matches(name, list(allowed), n=1)
+    candidates = set(allowed)
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is not None:
+            candidates.update(inspect.signature(init).parameters)
+    candidates -= {"self", "options", "kwargs"}
+    close = difflib.get_close_matches(name, sorted(candidates), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return TypeError(f"{cls_name}() got an unexpected keyword argument {name!r}{hint}")
 
@@ -110,7 +118,7 @@ def _common(cls_name: str, options: dict[str, Any]) -> dict[str, Any]:
     return own
 
 
-def client_options(cls_name: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def client_options(cls: type, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check a Client's options; return (for BaseClientOrServer, for
     anyio.connect_tcp).
 
@@ -122,9 +130,10 @@ def client_options(cls_name: str, options: dict[str, Any]) -> tuple[dict[str, An
     ValueError
         For contradictory TLS arguments.
     """
+    cls_name = cls.__name__
     for name in options:
         if name not in ClientOptions.__annotations__:
-            raise _reject(cls_name, name, ClientOptions.__annotations__)
+            raise _reject(cls, name, ClientOptions.__annotations__)
     options = dict(options)
     own = _common(cls_name, options)
     checks = {
@@ -160,9 +169,7 @@ def client_options(cls_name: str, options: dict[str, Any]) -> tuple[dict[str, An
     return own, options
 
 
-def server_options(
-    cls_name: str, options: dict[str, Any], allowed: Mapping[str, object] | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def server_options(cls: type, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check a server's options; return (for BaseClientOrServer and TLS, for
     anyio.create_tcp_listener).
 
@@ -174,11 +181,11 @@ def server_options(
         For ``reuse_address=False`` (anyio always sets SO_REUSEADDR) or both
         ``ssl`` and ``ssl_context``.
     """
-    if allowed is None:
-        allowed = ServerOptions.__annotations__
+    cls_name = cls.__name__
+    allowed = ServerOptions.__annotations__
     for name in options:
         if name not in allowed:
-            raise _reject(cls_name, name, allowed)
+            raise _reject(cls, name, allowed)
     options = dict(options)
     own = _common(cls_name, options)
     checks = {
