@@ -587,3 +587,17 @@ async def test_asyncio_wait_on_start_task(log: logging.Logger, anyio_backend: An
             assert not server.start_task.cancel()
             assert not server.start_task.cancelled()
             await server.close()
+
+
+def test_constructor_options_are_typed(log: logging.Logger) -> None:
+    # mypy (strict, warn_unused_ignores) fails this file if any of these
+    # stops being a type error: the ignores are the static half of the test.
+    host = anytcpip.LOCALHOST_IPV4
+    with pytest.raises(TypeError, match="linger"):
+        anytcpip.Client(host=host, port=1, log=log, lingr=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="tls"):
+        anytcpip.Client(host=host, port=1, log=log, tls="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ssl_context"):
+        anytcpip.OneClientServer(host=host, port=0, log=log, ssl_context=42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_heartbeat_interval"):
+        anytcpip.TestOneClientReadLoopServer(port=0, log=log, max_heartbeat_intervall=1)  # type: ignore[call-arg]
