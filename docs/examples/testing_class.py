@@ -14,7 +14,7 @@ class EchoServer(anytcpip.OneClientReadLoopServer):
         await self.write_str(await self.read_str())
 
 
-class TestEchoServer(BaseOneClientServerTests):
+class TestEchoServer(BaseOneClientServerTests[EchoServer]):
     server_class = EchoServer
 
     async def test_echo(self) -> None:
