@@ -371,21 +371,25 @@ class TelemetryController(anytcpip.OneClientReadLoopServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(connect_callback=self.on_connect, **kwargs)
         self.loops_started = 0
-        self.loops_ended = anyio.Event()
+        self.loops_running = 0
+        self.running_at_connect: list[int] = []
         self.background_beats = 0
 
     async def on_connect(self, server: anytcpip.BaseClientOrServer) -> None:
         if self.connected:
+            # The previous client's loop is gone before the next is served.
+            self.running_at_connect.append(self.loops_running)
             self.start_connection_soon(self.telemetry_loop, self.loops_started)
 
     async def telemetry_loop(self, number: int) -> None:
         self.loops_started += 1
+        self.loops_running += 1
         try:
             while True:
                 await self.write_str(f"telemetry {number}")
                 await anyio.sleep(0.01)
         finally:
-            self.loops_ended.set()
+            self.loops_running -= 1
 
     async def read_and_dispatch(self) -> None:
         command = await self.read_str()
@@ -415,9 +419,11 @@ async def test_tasks_started_from_the_connect_callback(
                     await client.write_str("crash")
                     await client.write_str("beat")
                     assert await client.read_str() == f"telemetry {number}"
-                await server.loops_ended.wait()
-                server.loops_ended = anyio.Event()
+            assert server.running_at_connect == [0, 0]
             assert server.loops_started == 2
+            with anyio.fail_after(5):
+                while server.loops_running:
+                    await anyio.sleep(0.01)
             # A start_soon task outlives the connection, until close().
             beats = server.background_beats
             while server.background_beats < beats + 3:
