@@ -61,7 +61,7 @@ def _no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
         backend = (
             request.node.callspec.params.get("anyio_backend")
             if hasattr(request.node, "callspec")
-            else None
+            else request.node.name  # unittest-style: test_x__asyncio_uvloop
         )
         allowance = 2 if backend and "uvloop" in str(backend) and not _uvloop_seen() else 0
         assert after - before <= allowance, f"{after - before} file descriptors leaked"

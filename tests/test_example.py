@@ -7,10 +7,13 @@ A mock controller is a subclass of OneClientReadLoopServer that defines
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import anyio
+import pytest
 
 import anytcpip
+import anytcpip.testing
 
 
 class EchoServer(anytcpip.OneClientReadLoopServer):
@@ -48,3 +51,22 @@ async def test_echo_server_owned_form(log: logging.Logger) -> None:
             await server.close()
         assert client.done_task.done()
         assert server.done_task.done()
+
+
+# The ts_tcpip-style example package (docs/examples/ts_style): a mock
+# controller, a commander and their unittest-style tests, moved over by
+# changing the import (and the lifecycle lines the migration guide names).
+
+TS_STYLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "ts_style"
+
+
+@pytest.mark.no_fd_check
+def test_ts_style_package(pytester: pytest.Pytester) -> None:
+    backends = len(anytcpip.testing.available_backends())
+    result = pytester.runpytest_subprocess(str(TS_STYLE), "-p", "no:cacheprovider", "-v")
+    # MockDomeTestCase: 3 on asyncio; MockDomeAllBackendsTestCase: 2 per
+    # backend; CommanderTestCase (IsolatedAsyncioTestCase): 2.
+    result.assert_outcomes(passed=3 + 2 * backends + 2)
+    result.stdout.fnmatch_lines(["*MockDomeTestCase::test_status_and_move PASSED*"])
+    if "trio" in [p.id for p in anytcpip.testing.available_backends()]:
+        result.stdout.fnmatch_lines(["*test_home__trio PASSED*"])

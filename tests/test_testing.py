@@ -1,17 +1,22 @@
-"""BaseOneClientServerTestCase, used the way its users use it."""
+"""BaseOneClientServerTests (pytest-native), used the way its users use it."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
 
 import anyio
 import pytest
 
 import anytcpip
-from anytcpip.testing import BaseOneClientServerTestCase, ConnectRecorder
+from anytcpip.testing import BaseOneClientServerTests, ClientFactory, ConnectRecorder, ServerFactory
+
+if sys.version_info >= (3, 11):
+    from typing import assert_type
+else:  # pragma: no cover
+    from typing_extensions import assert_type
 
 
-class TestPlainServer(BaseOneClientServerTestCase):
+class TestPlainServer(BaseOneClientServerTests):
     server_class = anytcpip.OneClientServer
 
     def setup_method(self) -> None:
@@ -72,8 +77,16 @@ class MockController(anytcpip.OneClientReadLoopServer):
             await self.write_json({"error": f"unknown command {command['cmd']!r}"})
 
 
-class TestMockController(BaseOneClientServerTestCase):
+class TestMockController(BaseOneClientServerTests[MockController]):
     server_class = MockController
+
+    async def test_create_server_is_typed(self) -> None:
+        # mypy checks that create_server() yields the class under test.
+        with anyio.fail_after(10):
+            async with self.create_server() as server:
+                assert_type(server, MockController)
+                assert isinstance(server, MockController)
+                assert server.position == 0.0
 
     async def test_move(self) -> None:
         with anyio.fail_after(10):
@@ -87,7 +100,7 @@ class TestMockController(BaseOneClientServerTestCase):
                 await self.assert_next_connected(False)
 
     async def test_server_class_missing(self) -> None:
-        class NoClass(BaseOneClientServerTestCase):
+        class NoClass(BaseOneClientServerTests):
             pass
 
         case = NoClass()
@@ -100,15 +113,18 @@ class TestMockController(BaseOneClientServerTestCase):
 
 
 async def test_mock_controller_with_fixtures(
-    anytcpip_server_factory: Any,
-    anytcpip_client_factory: Any,
+    anytcpip_server_factory: ServerFactory,
+    anytcpip_client_factory: ClientFactory,
     anytcpip_connect_recorder: ConnectRecorder,
 ) -> None:
     with anyio.fail_after(10):
         server = await anytcpip_server_factory(
             MockController, connect_callback=anytcpip_connect_recorder.callback
         )
+        assert_type(server, MockController)
+        assert_type(await anytcpip_server_factory(), anytcpip.OneClientServer)
         client = await anytcpip_client_factory(server)
+        assert_type(client, anytcpip.Client)
         await anytcpip_connect_recorder.assert_next(True)
         await client.write_json({"cmd": "move", "to": 12.5})
         assert await client.read_json() == {"ack": "move", "position": 12.5}

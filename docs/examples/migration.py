@@ -46,37 +46,36 @@ async def placeholder_client() -> None:
 
 
 # [start callback tasks]
-async def telemetry_loop(client: anytcpip.Client, received: list[str]) -> None:
-    """Runs while connected; ends by itself when the connection does."""
-    try:
-        while True:
-            received.append(await client.read_str())
-    except (asyncio.IncompleteReadError, ConnectionError):
-        # anytcpip.IncompleteReadError is an asyncio.IncompleteReadError, so
-        # handlers written for ts_tcpip still catch it.
-        log.info("telemetry stopped: connection closed")
-
-
 async def tasks_from_connect_callback(server: anytcpip.OneClientServer) -> None:
     received: list[str] = []
-    async with anyio.create_task_group() as tg:
+    got_both = anyio.Event()
 
-        async def connect_callback(client: anytcpip.Client) -> None:
-            # was: self.telemetry_task = asyncio.create_task(...)
-            if client.connected:
-                tg.start_soon(telemetry_loop, client, received)
+    async def telemetry_loop(client: anytcpip.Client) -> None:
+        """Runs while connected: cancelled when the connection goes."""
+        try:
+            while True:
+                received.append(await client.read_str())
+                if len(received) == 2:
+                    got_both.set()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # anytcpip.IncompleteReadError is an asyncio.IncompleteReadError,
+            # so handlers written for ts_tcpip still catch it.
+            log.info("telemetry stopped: connection closed")
 
-        async with anytcpip.Client(
-            host=server.host,
-            port=server.port,
-            log=log,
-            connect_callback=connect_callback,
-        ):
-            await server.connected_task
-            await server.write_str("t=1")
-            await server.write_str("t=2")
-            await server.close_client()
-    # The task group waited for telemetry_loop: nothing outlives the block.
+    async def connect_callback(client: anytcpip.Client) -> None:
+        if client.connected:
+            # was: self.telemetry_task = asyncio.create_task(self.telemetry_loop())
+            client.start_connection_soon(telemetry_loop, client)
+        # was, when disconnected: self.telemetry_task.cancel() -- not needed
+
+    async with anytcpip.Client(
+        host=server.host, port=server.port, log=log, connect_callback=connect_callback
+    ):
+        await server.connected_task
+        await server.write_str("t=1")
+        await server.write_str("t=2")
+        await got_both.wait()
+    # Closing the client ended telemetry_loop: nothing outlives the block.
     assert received == ["t=1", "t=2"]
 
 

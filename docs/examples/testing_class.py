@@ -1,4 +1,4 @@
-"""Testing a server with BaseOneClientServerTestCase (pytest, every backend).
+"""Testing a server with BaseOneClientServerTests (pytest, every backend).
 
 Put this in a test module; pytest collects ``TestEchoServer``.
 """
@@ -6,7 +6,7 @@ Put this in a test module; pytest collects ``TestEchoServer``.
 from __future__ import annotations
 
 import anytcpip
-from anytcpip.testing import BaseOneClientServerTestCase
+from anytcpip.testing import BaseOneClientServerTests
 
 
 class EchoServer(anytcpip.OneClientReadLoopServer):
@@ -14,7 +14,7 @@ class EchoServer(anytcpip.OneClientReadLoopServer):
         await self.write_str(await self.read_str())
 
 
-class TestEchoServer(BaseOneClientServerTestCase):
+class TestEchoServer(BaseOneClientServerTests[EchoServer]):
     server_class = EchoServer
 
     async def test_echo(self) -> None:

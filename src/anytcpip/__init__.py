@@ -6,7 +6,10 @@ background task lives in a task group that the object owns.
 
 from typing import TYPE_CHECKING, Any
 
+from ._background import run_in_background as run_in_background
+from ._background import start_in_background as start_in_background
 from ._base import BaseClientOrServer as BaseClientOrServer
+from ._base import ConnectCallbackType as ConnectCallbackType
 from ._client import Client as Client
 from ._constants import DEFAULT_ENCODING as DEFAULT_ENCODING
 from ._constants import DEFAULT_LIMIT as DEFAULT_LIMIT
@@ -59,6 +62,7 @@ __all__ = (
     "BaseClientOrServer",
     "BaseOneClientServerTestCase",
     "Client",
+    "ConnectCallbackType",
     "IncompleteReadError",
     "LimitOverrunError",
     "OneClientReadLoopServer",
@@ -67,6 +71,8 @@ __all__ = (
     "TestOneClientReadLoopServer",
     "close_stream",
     "read_into",
+    "run_in_background",
+    "start_in_background",
     "write_from",
 )
 

@@ -34,7 +34,58 @@ else:  # pragma: no cover
 
 __all__ = ("BaseClientOrServer", "ConnectCallbackType")
 
+#: The type of a ``connect_callback``: an async function called with the
+#: client or server whose :attr:`~BaseClientOrServer.connected` changed.
 ConnectCallbackType = Callable[[Any], Awaitable[None]]
+
+#: ts_tcpip override points that anytcpip does not call, with what to do
+#: instead; a subclass that defines one is rejected when it is defined.
+_NOT_CALLED = {
+    "start": (
+        "anytcpip never calls start(): objects are started by `async with obj:` or "
+        "`await task_group.start(obj.run)`. Put what followed `await super().start()` "
+        "in a connect_callback (it runs once connected), and start tasks there with "
+        "self.start_connection_soon(...) (they end with the connection) or "
+        "self.start_soon(...) (they end with close())"
+    ),
+    "monitor_received_heartbeats": (
+        "the heartbeat monitor is built in (run_heartbeat_monitor_task=True, "
+        "max_heartbeat_interval); override handle_received_heartbeat() to see heartbeats"
+    ),
+    "_monitor_connection": (
+        "connection monitoring is built in (monitor_connection_interval); watch "
+        "connection changes with a connect_callback"
+    ),
+    "_set_reader_writer": (
+        "there are no asyncio streams; use a connect_callback to act on a new connection"
+    ),
+    "_close_client": "override close_client() (a server) or close() instead",
+    "_send_heartbeat": "the heartbeat sender is built in (run_heartbeat_send_task=True)",
+}
+
+
+class _CompatAttribute:
+    """A ts_tcpip attribute that anytcpip does not have: reading it raises
+    AttributeError saying what to use instead, unless the instance set its
+    own value (a subclass may use the name for something of its own)."""
+
+    def __init__(self, name: str, instead: str) -> None:
+        self._name = name
+        self._instead = instead
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return vars(obj)[self._name]
+        except KeyError:
+            raise AttributeError(
+                f"{type(obj).__name__} has no {self._name} (a ts_tcpip attribute): {self._instead}"
+            ) from None
+
+    def __set__(self, obj: object, value: Any) -> None:
+        vars(obj)[self._name] = value
+
 
 #: The object whose background task is running (inherited by the tasks it
 #: starts); lets close() know it was called from one of the object's own tasks.
@@ -113,11 +164,20 @@ class BaseClientOrServer(abc.ABC):
     Raises
     ------
     TypeError
-        If ``connect_callback`` is not None and not an async callable.
+        If ``connect_callback`` is not None and not an async callable. When a
+        subclass is *defined* that overrides a ts_tcpip method anytcpip would
+        never call (``start``, ``monitor_received_heartbeats``, ...): the
+        message says what to use instead.
     ValueError
         If ``terminator`` is not non-empty bytes, ``encoding`` is unknown, or
         ``limit`` or ``linger`` is out of range.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, instead in _NOT_CALLED.items():
+            if name in vars(cls) and not cls.__module__.startswith("anytcpip."):
+                raise TypeError(f"{cls.__qualname__} defines {name}(), which {instead}")
 
     def __init__(
         self,
@@ -135,6 +195,12 @@ class BaseClientOrServer(abc.ABC):
             raise TypeError(f"connect_callback={connect_callback!r} must be an async function")
         if not isinstance(log, logging.Logger):
             raise TypeError(f"log={log!r} must be a logging.Logger")
+        if not isinstance(monitor_connection_interval, int | float) or isinstance(
+            monitor_connection_interval, bool
+        ):
+            raise TypeError(
+                f"monitor_connection_interval={monitor_connection_interval!r} must be a number"
+            )
         if not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit={limit!r} must be a positive int")
         if not linger >= 0:
@@ -151,16 +217,21 @@ class BaseClientOrServer(abc.ABC):
         #: ``close_client`` for a server).
         self.should_be_connected = False
         #: Done once connected (client) or listening (server).
-        self.start_task = OneShot("start_task")
+        self.start_task = OneShot("start_task", self._is_started)
         #: Done once closed.
-        self.done_task = OneShot("done_task")
+        self.done_task = OneShot("done_task", self._is_started)
         self._conn: Connection | None = None
         self._was_connected = False
         self._started = False
         self._closing = False
         self._close_requested: anyio.Event | None = None
         self._supervised = False
+        self._close_called = False
         self._inner: anyio.abc.TaskGroup | None = None
+        # The current connection and the task group of its tasks.
+        self._conn_tasks: tuple[Connection, anyio.abc.TaskGroup] | None = None
+        # Per connection: set once its tasks ended and its last callback ran.
+        self._released_events: dict[Connection, anyio.Event] = {}
 
     # ----------------------------------------------------------- attributes
 
@@ -210,6 +281,9 @@ class BaseClientOrServer(abc.ABC):
 
     def _inside(self) -> bool:
         return _current_owner.get() is self
+
+    def _is_started(self) -> bool:
+        return self._started
 
     async def __aenter__(self) -> Self:
         if self._started:
@@ -275,9 +349,16 @@ class BaseClientOrServer(abc.ABC):
                     self.start_task.set()
                     yield
                 finally:
-                    # Leaving the block is a close at this end.
-                    self.should_be_connected = False
+                    # Leaving the block (or the end of run) is a close at this
+                    # end, through the public close() that a subclass may
+                    # override, unless somebody called it already.
                     with anyio.CancelScope(shield=True):
+                        if not self._close_called and self._supervised:
+                            try:
+                                await self.close()
+                            except Exception:
+                                self.log.exception("close() failed")
+                        self.should_be_connected = False
                         self._close_requested.set()
                         if self._supervised:
                             await self.done_task
@@ -358,6 +439,73 @@ class BaseClientOrServer(abc.ABC):
             with anyio.CancelScope(shield=True):
                 await self.done_task
 
+    # ---------------------------------------------------------------- tasks
+
+    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = "") -> None:
+        """Run ``await func(*args)`` in this object's task group until
+        :meth:`close`: the structured replacement for :func:`asyncio.create_task`
+        (works on every backend).
+
+        The task is cancelled when the object closes. An exception from it
+        (other than cancellation) is logged, like a read-loop error, and ends
+        only that task. Call it from any task while the object runs (from a
+        connect callback, a command handler, or the code that runs the object).
+
+        Raises
+        ------
+        RuntimeError
+            If the object is not running (not started yet, or closed).
+        """
+        group = self._inner
+        if group is None or self._closing_down_requested():
+            raise RuntimeError(
+                f"{self!r} is not running: start_soon needs a started object "
+                "(`async with obj:` or `await task_group.start(obj.run)`)"
+            )
+        group.start_soon(self._guarded, func, args, name or _name_of(func), name=name or None)
+
+    def start_connection_soon(
+        self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = ""
+    ) -> None:
+        """Run ``await func(*args)`` while the current connection lasts: the
+        task is cancelled when the connection is lost or closed (before the
+        next client of a server is served), and at the latest by :meth:`close`.
+
+        The replacement for ``asyncio.create_task`` in a connect callback
+        (call it when ``self.connected`` is True), with no task to cancel in
+        the disconnect callback. Errors are logged as for :meth:`start_soon`.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        """
+        entry = self._conn_tasks
+        if entry is None or not entry[0].is_open:
+            raise ConnectionError("not connected: start_connection_soon needs a connection")
+        entry[1].start_soon(self._guarded, func, args, name or _name_of(func), name=name or None)
+
+    async def _guarded(
+        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], label: str
+    ) -> None:
+        _current_owner.set(self)
+        try:
+            await func(*args)
+        except Exception:
+            self.log.exception("task %s failed", label)
+
+    def _closing_down_requested(self) -> bool:
+        return self._close_requested is not None and self._close_requested.is_set()
+
+    def _released(self, conn: Connection) -> anyio.Event:
+        """Set once ``conn``'s tasks have ended and its last callback ran."""
+        event = self._released_events.get(conn)
+        if event is None:
+            event = self._released_events[conn] = anyio.Event()
+            if conn.done.is_set():
+                event.set()
+        return event
+
     # --------------------------------------------------- per-connection task
 
     def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:  # noqa: B027
@@ -379,7 +527,9 @@ class BaseClientOrServer(abc.ABC):
         deadline = float("inf")
         try:
             if previous is not None:
-                await previous.done.wait()
+                # The previous client's tasks have ended and its last callback
+                # ran; what it was sent may still be draining in its own task.
+                await self._released(previous).wait()
             if stream_to_wrap is not None:
                 try:
                     conn.attach(await self._wrap_stream(stream_to_wrap))
@@ -390,14 +540,23 @@ class BaseClientOrServer(abc.ABC):
                 conn.start_sending(tg)
                 self._conn = conn
                 self.should_be_connected = True
-                await self.call_connect_callback()
-                if conn.monitor and conn.is_open:
-                    conn.start_receiving(tg)
-                self._on_connected(tg)
-                task_status.started()
-                await conn.lost.wait()
-                self._on_disconnected()
-                await self.call_connect_callback()
+                # The connection's own tasks (read loop, heartbeats, and
+                # start_connection_soon) live in a group of their own, which
+                # ends before the next client is served.
+                async with anyio.create_task_group() as tasks:
+                    self._conn_tasks = (conn, tasks)
+                    await self.call_connect_callback()
+                    if conn.monitor and conn.is_open:
+                        conn.start_receiving(tg)
+                    self._on_connected(tasks)
+                    task_status.started()
+                    await conn.lost.wait()
+                    self._on_disconnected()
+                    await self.call_connect_callback()
+                    # Let a reader woken by the close finish what it was doing.
+                    await anyio.lowlevel.checkpoint()
+                    tasks.cancel_scope.cancel()
+                self._released(conn).set()
                 deadline = anyio.current_time() + self.linger
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
                     await conn.wait_flushed()
@@ -410,6 +569,8 @@ class BaseClientOrServer(abc.ABC):
             self.log.warning("could not set up the connection from %s: %r", conn.peer, exc)
             conn.set_error(exc)
         finally:
+            if self._conn_tasks is not None and self._conn_tasks[0] is conn:
+                self._conn_tasks = None
             if deadline == float("inf"):
                 deadline = anyio.current_time() + self.linger
             await conn.finish_close(deadline)
@@ -421,6 +582,8 @@ class BaseClientOrServer(abc.ABC):
                     self._on_disconnected()
                     await self.call_connect_callback()
                 self._was_connected = False
+            self._released(conn).set()
+            self._released_events.pop(conn, None)
 
     async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         """Hook: wrap an accepted stream (TLS) before it is used."""
@@ -764,3 +927,7 @@ class BaseClientOrServer(abc.ABC):
 
 def _raise(exc: BaseException) -> Any:
     raise exc
+
+
+def _name_of(func: Callable[..., Any]) -> str:
+    return str(getattr(func, "__qualname__", None) or func)

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._base import BaseClientOrServer, ConnectCallbackType
+from ._base import BaseClientOrServer, ConnectCallbackType, _CompatAttribute
 from ._connection import Connection
 from ._constants import (
     DEFAULT_ENCODING,
@@ -17,14 +17,16 @@ from ._constants import (
     DEFAULT_TERMINATOR,
     HEARTBEAT,
 )
+from ._options import ClientOptions, client_options
 from ._streams import configure_socket
 
-if sys.version_info < (3, 11):  # pragma: no cover
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+    from typing_extensions import Unpack
 
 __all__ = ("Client",)
-
-_OWN_KWARGS = ("limit", "linger")
 
 
 def _refused(exc: OSError) -> OSError:
@@ -68,20 +70,32 @@ class Client(BaseClientOrServer):
         ``heartbeat_send_sleep`` seconds while connected.
     heartbeat_send_sleep : float, optional
         Seconds between heartbeats.
-    **kwargs
-        ``limit`` and ``linger`` (see :class:`BaseClientOrServer`); everything
-        else goes to :func:`anyio.connect_tcp` (``tls``, ``ssl_context``,
-        ``tls_hostname``, ``tls_standard_compatible``, ``local_host``,
-        ``happy_eyeballs_delay``).
+    **options
+        Keyword only: ``limit`` and ``linger`` (see
+        :class:`BaseClientOrServer`); ``tls``, ``ssl_context``,
+        ``tls_hostname``, ``tls_standard_compatible``, ``local_host`` and
+        ``happy_eyeballs_delay``, for :func:`anyio.connect_tcp`. ts_tcpip's
+        :func:`asyncio.open_connection` spellings ``ssl`` (an
+        :class:`ssl.SSLContext`, or True for the default context) and
+        ``server_hostname`` are mapped to those. Nothing else is accepted.
 
     Raises
     ------
     TypeError
-        If ``connect_callback`` is synchronous.
+        If ``connect_callback`` is synchronous; for an unknown keyword (the
+        message names the likely intended one), an asyncio argument that anyio
+        has no equivalent for (the message says what to do instead), or an
+        option of the wrong type.
     ValueError
         For a bad ``terminator``, ``encoding``, ``port`` or
         ``heartbeat_send_sleep``.
     """
+
+    heartbeat_send_task = _CompatAttribute(
+        "heartbeat_send_task",
+        "the heartbeat sender runs in the client's task group while connected "
+        "(run_heartbeat_send_task=True) and stops by itself; close() stops it",
+    )
 
     def __init__(
         self,
@@ -95,9 +109,9 @@ class Client(BaseClientOrServer):
         terminator: bytes = DEFAULT_TERMINATOR,
         run_heartbeat_send_task: bool = False,
         heartbeat_send_sleep: float = 1.0,
-        **kwargs: Any,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        own = {key: kwargs.pop(key) for key in _OWN_KWARGS if key in kwargs}
+        own, connect_kwargs = client_options(type(self), dict(options))
         super().__init__(
             log=log,
             connect_callback=connect_callback,
@@ -109,6 +123,10 @@ class Client(BaseClientOrServer):
         )
         if host != "" and (port is None or not isinstance(port, int) or not 0 < port < 65536):
             raise ValueError(f"port={port!r} must be an int in 1..65535")
+        if not isinstance(heartbeat_send_sleep, int | float) or isinstance(
+            heartbeat_send_sleep, bool
+        ):
+            raise TypeError(f"heartbeat_send_sleep={heartbeat_send_sleep!r} must be a number")
         if run_heartbeat_send_task and not heartbeat_send_sleep > 0:
             raise ValueError(f"heartbeat_send_sleep={heartbeat_send_sleep!r} must be > 0")
         #: The server's host, as given.
@@ -117,7 +135,7 @@ class Client(BaseClientOrServer):
         self.port = port
         self.run_heartbeat_send_task = run_heartbeat_send_task
         self.heartbeat_send_sleep = heartbeat_send_sleep
-        self._connect_kwargs = kwargs
+        self._connect_kwargs: dict[str, Any] = connect_kwargs
         self._stream: anyio.abc.ByteStream | None = None
         if host == "":
             self.start_task.set()
@@ -199,4 +217,5 @@ class Client(BaseClientOrServer):
         Safe to call at any time, from any task, any number of times.
         """
         self.should_be_connected = False
+        self._close_called = True
         await self.basic_close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import ssl
+import sys
 from typing import Any, cast
 
 import anyio
@@ -16,11 +17,15 @@ from ._base import BaseClientOrServer, ConnectCallbackType
 from ._connection import Connection
 from ._constants import DEFAULT_ENCODING, DEFAULT_MONITOR_CONNECTION_INTERVAL, DEFAULT_TERMINATOR
 from ._oneshot import OneShot
+from ._options import ServerOptions, server_options
 from ._streams import configure_socket
 
-__all__ = ("OneClientServer",)
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
 
-_OWN_KWARGS = ("limit", "linger")
+__all__ = ("OneClientServer",)
 
 #: accept() errors that mean "out of resources": log, pause, retry.
 _CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
@@ -67,12 +72,25 @@ class OneClientServer(BaseClientOrServer):
         Logger.
     connect_callback, monitor_connection_interval, name, encoding, terminator
         See :class:`BaseClientOrServer`.
-    **kwargs
-        ``limit`` and ``linger`` (see :class:`BaseClientOrServer`);
-        ``ssl_context`` (an :class:`ssl.SSLContext` for TLS) and
-        ``tls_standard_compatible``; everything else goes to
-        :func:`anyio.create_tcp_listener` (``family``, ``backlog``,
-        ``reuse_port``).
+    **options
+        Keyword only: ``limit`` and ``linger`` (see
+        :class:`BaseClientOrServer`); ``ssl_context`` (an
+        :class:`ssl.SSLContext` for TLS) and ``tls_standard_compatible``;
+        ``family``, ``backlog`` and ``reuse_port``, for
+        :func:`anyio.create_tcp_listener`. ts_tcpip's
+        :func:`asyncio.start_server` spellings are mapped: ``ssl`` to
+        ``ssl_context``, ``reuse_address=True`` is what anyio always does
+        (``False`` is rejected). Nothing else is accepted.
+
+    Raises
+    ------
+    TypeError
+        If ``connect_callback`` is synchronous; for an unknown keyword (the
+        message names the likely intended one), an asyncio argument that
+        anyio has no equivalent for, or an option of the wrong type.
+    ValueError
+        For a bad ``port``, ``terminator`` or ``encoding``, or
+        ``reuse_address=False``.
 
     Attributes
     ----------
@@ -97,9 +115,11 @@ class OneClientServer(BaseClientOrServer):
         name: str = "",
         encoding: str = DEFAULT_ENCODING,
         terminator: bytes = DEFAULT_TERMINATOR,
-        **kwargs: Any,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        own = {key: kwargs.pop(key) for key in _OWN_KWARGS if key in kwargs}
+        own, listen_kwargs = server_options(type(self), dict(options))
+        ssl_context = own.pop("ssl_context", None)
+        tls_standard_compatible = own.pop("tls_standard_compatible", True)
         super().__init__(
             log=log,
             connect_callback=connect_callback,
@@ -111,17 +131,14 @@ class OneClientServer(BaseClientOrServer):
         )
         if port is not None and (not isinstance(port, int) or not 0 <= port < 65536):
             raise ValueError(f"port={port!r} must be an int in 0..65535, or None")
-        ssl_context = kwargs.pop("ssl_context", None)
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise TypeError(f"ssl_context={ssl_context!r} must be an ssl.SSLContext")
         self._ssl_context: ssl.SSLContext | None = ssl_context
-        self._tls_standard_compatible = bool(kwargs.pop("tls_standard_compatible", True))
+        self._tls_standard_compatible = bool(tls_standard_compatible)
         self.host = host
         self._requested_port = port or 0
         self.port = 0
         self.bound_addresses: list[tuple[str, int]] = []
-        self.connected_task = OneShot("connected_task")
-        self._listen_kwargs = kwargs
+        self.connected_task = OneShot("connected_task", self._is_started)
+        self._listen_kwargs: dict[str, Any] = listen_kwargs
         self._listeners: list[anyio.abc.SocketListener] = []
         # The connection accepted most recently (it may still wait for the one
         # before it to finish closing); accept decisions look at it.
@@ -224,7 +241,7 @@ class OneClientServer(BaseClientOrServer):
         self.connected_task.set()
 
     def _on_disconnected(self) -> None:
-        self.connected_task = OneShot("connected_task")
+        self.connected_task = OneShot("connected_task", self._is_started)
 
     async def basic_close_client(self) -> None:
         """Close the connected client, if any, without touching
@@ -232,15 +249,18 @@ class OneClientServer(BaseClientOrServer):
 
         Resets :attr:`connected_task` and calls the connect callback if a client
         was connected. Called from outside, it returns once the connection is
-        closed and the callback has run; from the server's own callback or read
-        loop it starts the close and returns. Always safe to call."""
+        closed at this end, its tasks have ended and the callback has run: the
+        next client can be served at once, while what was written to the old
+        one is still delivered in the background (its half-close and drain,
+        bounded by ``linger``). From the server's own callback or read loop it
+        starts the close and returns. Always safe to call."""
         conn = self._latest
         if conn is None:
             return
         conn.close_here()
         if not self._inside():
             with anyio.CancelScope(shield=True):
-                await conn.done.wait()
+                await self._released(conn).wait()
 
     async def close_client(self) -> None:
         """Close the connected client, if any, clear :attr:`should_be_connected`,
@@ -254,6 +274,12 @@ class OneClientServer(BaseClientOrServer):
         Called from outside, it returns once every task of the server has
         finished and the last callback has run; from the server's own callback
         or read loop it starts the close and returns. Bounded in time. Safe to
-        call at any time, from any task, any number of times."""
+        call at any time, from any task, any number of times.
+
+        As in ts_tcpip it calls :meth:`close_client` first, so cleanup that a
+        subclass puts in an override of either runs; leaving ``async with`` or
+        the end of :meth:`run` call :meth:`close` if nobody did."""
         self.should_be_connected = False
+        self._close_called = True
+        await self.close_client()
         await self._request_close()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import abc
 import logging
+import sys
 from typing import Any
 
 import anyio
 import anyio.abc
 
-from ._base import ConnectCallbackType
+from ._base import ConnectCallbackType, _CompatAttribute
 from ._constants import (
     DEFAULT_ENCODING,
     DEFAULT_LOCALHOST,
@@ -19,6 +20,12 @@ from ._constants import (
     DEFAULT_TERMINATOR,
 )
 from ._one_client_server import OneClientServer
+from ._options import ReadLoopServerOptions
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
 
 __all__ = ("OneClientReadLoopServer",)
 
@@ -29,7 +36,9 @@ class OneClientReadLoopServer(OneClientServer):
 
     Subclass it and define ``async def read_and_dispatch(self)`` to read one
     message (with :meth:`read_str`, :meth:`read_json`, :meth:`read_into`...)
-    and act on it: this is how mock controllers are written.
+    and act on it: this is how mock controllers are written. As in ts_tcpip,
+    a subclass may also override :meth:`read_loop` (to greet each client, say)
+    and call ``await super().read_loop()`` from it.
 
     The loop runs in the server's task group, one loop per client. If
     :meth:`read_and_dispatch` raises (anything but cancellation) while the
@@ -57,16 +66,34 @@ class OneClientReadLoopServer(OneClientServer):
         :meth:`handle_received_heartbeat` for each heartbeat it reads.
     max_heartbeat_interval : float, optional
         See ``run_heartbeat_monitor_task`` (seconds).
-    **kwargs
-        As for :class:`OneClientServer` (``monitor_connection_interval``,
-        ``limit``, ``linger``, ``ssl_context``, and anyio listener options).
+    **options
+        As for :class:`OneClientServer` (``limit``, ``linger``,
+        ``ssl_context``, and the listener options), and
+        ``monitor_connection_interval``.
 
     Raises
     ------
+    TypeError
+        As for :class:`OneClientServer`.
     ValueError
         If ``max_heartbeat_interval`` is not positive (or as for
         :class:`OneClientServer`).
     """
+
+    read_loop_task = _CompatAttribute(
+        "read_loop_task",
+        "the read loop runs in the server's task group, one per client, and ends "
+        "when the client goes; stop it with close_client(), or override read_loop()",
+    )
+    monitor_heartbeats_task = _CompatAttribute(
+        "monitor_heartbeats_task",
+        "the heartbeat monitor runs in the server's task group while a client is "
+        "connected (run_heartbeat_monitor_task=True) and ends with the client",
+    )
+    heartbeat_received_tai = _CompatAttribute(
+        "heartbeat_received_tai",
+        "override handle_received_heartbeat() (and call super) to record when heartbeats arrive",
+    )
 
     def __init__(
         self,
@@ -80,10 +107,15 @@ class OneClientReadLoopServer(OneClientServer):
         terminator: bytes = DEFAULT_TERMINATOR,
         run_heartbeat_monitor_task: bool = False,
         max_heartbeat_interval: float = DEFAULT_MAX_HEARTBEAT_INTERVAL,
-        **kwargs: Any,
+        **options: Unpack[ReadLoopServerOptions],
     ) -> None:
+        if not isinstance(max_heartbeat_interval, int | float) or isinstance(
+            max_heartbeat_interval, bool
+        ):
+            raise TypeError(f"max_heartbeat_interval={max_heartbeat_interval!r} must be a number")
         if not max_heartbeat_interval > 0:
             raise ValueError(f"max_heartbeat_interval={max_heartbeat_interval!r} must be > 0")
+        kwargs: dict[str, Any] = dict(options)
         monitor = kwargs.pop("monitor_connection_interval", DEFAULT_MONITOR_CONNECTION_INTERVAL)
         super().__init__(
             host=host,
@@ -125,10 +157,17 @@ class OneClientReadLoopServer(OneClientServer):
         super()._on_connected(tg)
         if self.run_heartbeat_monitor_task:
             self._heartbeat_deadline = anyio.current_time() + self.max_heartbeat_interval
-            tg.start_soon(self._monitor_heartbeats)
-        tg.start_soon(self._read_loop)
+            tg.start_soon(self._guarded, self._monitor_heartbeats, (), "heartbeat monitor")
+        tg.start_soon(self._guarded, self.read_loop, (), "read_loop")
 
-    async def _read_loop(self) -> None:
+    async def read_loop(self) -> None:
+        """Call :meth:`read_and_dispatch` in a loop while the client is
+        connected (started for each client; cancelled when it goes).
+
+        If :meth:`read_and_dispatch` raises while the client is connected, log
+        the error and close the client with :meth:`close_client`. A subclass
+        may override this and call ``await super().read_loop()``.
+        """
         conn = self._conn
         try:
             while conn is not None and conn.is_open:
@@ -151,4 +190,16 @@ class OneClientReadLoopServer(OneClientServer):
         self.log.warning(
             "no heartbeat from the client for %s s; closing it", self.max_heartbeat_interval
         )
-        await self.basic_close_client()
+        await self.close_client()
+
+    async def close_client(self, cancel_read_loop_task: bool = True) -> None:
+        """Close the connected client, if any, clear :attr:`should_be_connected`,
+        and keep listening (see :meth:`OneClientServer.basic_close_client`).
+
+        Parameters
+        ----------
+        cancel_read_loop_task : bool, optional
+            Accepted for ts_tcpip compatibility, and ignored: the client's read
+            loop always ends with its connection.
+        """
+        await super().close_client()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any
+import sys
 
 import anyio
 
@@ -17,7 +17,13 @@ from ._constants import (
     HEARTBEAT,
 )
 from ._exceptions import IncompleteReadError
+from ._options import ReadLoopServerOptions
 from ._read_loop_server import OneClientReadLoopServer
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
 
 __all__ = ("TestOneClientReadLoopServer",)
 
@@ -48,7 +54,7 @@ class TestOneClientReadLoopServer(OneClientReadLoopServer):
         terminator: bytes = DEFAULT_TERMINATOR,
         run_heartbeat_monitor_task: bool = False,
         max_heartbeat_interval: float = DEFAULT_MAX_HEARTBEAT_INTERVAL,
-        **kwargs: Any,
+        **options: Unpack[ReadLoopServerOptions],
     ) -> None:
         super().__init__(
             port=port,
@@ -60,7 +66,7 @@ class TestOneClientReadLoopServer(OneClientReadLoopServer):
             terminator=terminator,
             run_heartbeat_monitor_task=run_heartbeat_monitor_task,
             max_heartbeat_interval=max_heartbeat_interval,
-            **kwargs,
+            **options,
         )
         #: Make the next read raise :exc:`ConnectionError` (then reset to False).
         self.fail_next_read = False

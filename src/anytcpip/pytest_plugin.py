@@ -31,8 +31,8 @@ asyncio+uvloop and trio (those installed).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -40,7 +40,14 @@ import pytest
 from ._client import Client
 from ._constants import DEFAULT_LOCALHOST
 from ._one_client_server import OneClientServer
-from .testing import STD_TIMEOUT, BaseOneClientServerTestCase, ConnectRecorder, available_backends
+from .testing import (
+    STD_TIMEOUT,
+    BaseOneClientServerTests,
+    ClientFactory,
+    ConnectRecorder,
+    ServerFactory,
+    available_backends,
+)
 
 __all__ = (
     "anytcpip_client_factory",
@@ -48,9 +55,6 @@ __all__ = (
     "anytcpip_log",
     "anytcpip_server_factory",
 )
-
-ServerFactory = Callable[..., Awaitable[Any]]
-ClientFactory = Callable[..., Awaitable[Client]]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,7 +72,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if not metafunc.config.getini("anytcpip_all_backends"):
         return
-    if metafunc.cls is not None and issubclass(metafunc.cls, BaseOneClientServerTestCase):
+    if metafunc.cls is not None and issubclass(metafunc.cls, BaseOneClientServerTests):
         return  # already parametrized by the class
     # Parametrized here first, it takes the place of anyio's own (module-scoped)
     # anyio_backend fixture parameters.
@@ -89,7 +93,10 @@ def anytcpip_connect_recorder() -> ConnectRecorder:
 
 @pytest.fixture
 async def anytcpip_server_factory(anytcpip_log: logging.Logger) -> AsyncIterator[ServerFactory]:
-    """Start servers on free ports; close them after the test."""
+    """Start servers on free ports; close them after the test.
+
+    Annotate the fixture argument with :class:`anytcpip.testing.ServerFactory`:
+    ``await anytcpip_server_factory(MyServer)`` is then typed ``MyServer``."""
     async with anyio.create_task_group() as tg:
         started: list[OneClientServer] = []
 
@@ -104,7 +111,7 @@ async def anytcpip_server_factory(anytcpip_log: logging.Logger) -> AsyncIterator
             return server
 
         try:
-            yield factory
+            yield cast(ServerFactory, factory)
         finally:
             with anyio.CancelScope(shield=True):
                 for server in reversed(started):
@@ -113,7 +120,8 @@ async def anytcpip_server_factory(anytcpip_log: logging.Logger) -> AsyncIterator
 
 @pytest.fixture
 async def anytcpip_client_factory(anytcpip_log: logging.Logger) -> AsyncIterator[ClientFactory]:
-    """Connect clients to servers; close them after the test."""
+    """Connect clients to servers; close them after the test (its type is
+    :class:`anytcpip.testing.ClientFactory`)."""
     async with anyio.create_task_group() as tg:
         started: list[Client] = []
 

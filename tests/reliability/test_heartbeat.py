@@ -43,8 +43,8 @@ async def test_frozen_peer(log: logging.Logger) -> None:
     well past H), then is frozen (SIGSTOP): TCP is alive but the application
     is dead. The heartbeat monitor closes the client between H and H + slack
     after the freeze (minus at most one heartbeat period); C=[T,F]; the
-    monitor uses basic_close_client, so sbc stays True (the reference used
-    close_client, which clears it); close() is bounded by linger."""
+    monitor uses close_client, as the reference does, so sbc becomes False;
+    close() is bounded by linger."""
     cb = Callbacks()
     with anyio.fail_after(TEST_TIMEOUT):
         async with hb_server(log, cb) as server:
@@ -59,7 +59,7 @@ async def test_frozen_peer(log: logging.Logger) -> None:
                 assert H - 0.05 - 0.02 <= elapsed <= H + slack(), elapsed
                 assert cb.states == [True, False]
                 assert not server.connected
-                assert server.should_be_connected
+                assert not server.should_be_connected
                 start = anyio.current_time()
                 await server.close()
                 # SPEC: a peer that never closes its end delays close() by at

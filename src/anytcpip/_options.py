@@ -1,0 +1,216 @@
+"""The keyword options of the constructors: checked, and mapped to anyio.
+
+The constructors take these as ``**options`` typed with the TypedDicts below,
+so a type checker sees every name, and :func:`client_options` /
+:func:`server_options` reject at once (in the constructor) a misspelt name, a
+value of the wrong type, or an asyncio argument that has no anyio
+equivalent, with a message that says what to do instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import socket
+import ssl
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+__all__ = ("ClientOptions", "ReadLoopServerOptions", "ServerOptions")
+
+
+class _CommonOptions(TypedDict, total=False):
+    limit: int
+    linger: float
+
+
+class ClientOptions(_CommonOptions, total=False):
+    """Keyword options of :class:`~anytcpip.Client` beyond its named
+    parameters (see its docstring)."""
+
+    tls: bool
+    ssl_context: ssl.SSLContext | None
+    tls_hostname: str | None
+    tls_standard_compatible: bool
+    local_host: str | None
+    happy_eyeballs_delay: float
+    # asyncio.open_connection's spellings, as ts_tcpip users pass them.
+    ssl: ssl.SSLContext | bool | None
+    server_hostname: str | None
+
+
+class ServerOptions(_CommonOptions, total=False):
+    """Keyword options of :class:`~anytcpip.OneClientServer` beyond its
+    named parameters (see its docstring)."""
+
+    ssl_context: ssl.SSLContext | None
+    tls_standard_compatible: bool
+    family: socket.AddressFamily | int
+    backlog: int
+    reuse_port: bool
+    # asyncio.start_server's spellings, as ts_tcpip users pass them.
+    ssl: ssl.SSLContext | None
+    reuse_address: bool | None
+
+
+class ReadLoopServerOptions(ServerOptions, total=False):
+    """Keyword options of :class:`~anytcpip.OneClientReadLoopServer` beyond
+    its named parameters."""
+
+    monitor_connection_interval: float
+
+
+#: asyncio arguments that anyio has no equivalent for, and what to do instead.
+_ASYNCIO_ONLY = {
+    "family": "anyio.connect_tcp has no family argument: pass an IPv4 or IPv6 "
+    "address (such as LOCALHOST_IPV4 or LOCALHOST_IPV6) as host instead",
+    "flags": "not supported by anyio; leave it out",
+    "proto": "not supported by anyio; leave it out",
+    "sock": "anytcpip opens its own sockets; pass host and port instead",
+    "local_addr": "use local_host= (anyio picks the local port)",
+    "ssl_handshake_timeout": "anytcpip bounds the TLS handshake itself; leave it out",
+    "ssl_shutdown_timeout": "the close is bounded by linger=; leave it out",
+    "start_serving": "a server listens once started (async with / run); leave it out",
+    "keep_alive": "anytcpip always turns TCP keepalive on; leave it out",
+    "all_errors": "not supported by anyio; leave it out",
+    "interleave": "use happy_eyeballs_delay= (Client)",
+    "loop": "anytcpip runs on the current event loop; leave it out",
+}
+
+
+def _reject(cls: type, name: str, allowed: Mapping[str, object]) -> TypeError:
+    cls_name = cls.__name__
+    if name in _ASYNCIO_ONLY and name not in allowed:
+        return TypeError(f"{cls_name}() does not take {name}=: {_ASYNCIO_ONLY[name]}")
+    candidates = set(allowed)
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is not None:
+            candidates.update(inspect.signature(init).parameters)
+    candidates -= {"self", "options", "kwargs"}
+    close = difflib.get_close_matches(name, sorted(candidates), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return TypeError(f"{cls_name}() got an unexpected keyword argument {name!r}{hint}")
+
+
+def _check_type(cls_name: str, name: str, value: Any, types: Any, what: str) -> None:
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
+        raise TypeError(f"{cls_name}(): {name}={value!r} must be {what}")
+
+
+def _tuple(types: Any) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+_NUMBER = (int, float)
+_OPT_STR = (str, type(None))
+_OPT_CTX = (ssl.SSLContext, type(None))
+
+
+def _common(cls_name: str, options: dict[str, Any]) -> dict[str, Any]:
+    own: dict[str, Any] = {}
+    if "limit" in options:
+        _check_type(cls_name, "limit", options["limit"], int, "an int")
+        own["limit"] = options.pop("limit")
+    if "linger" in options:
+        _check_type(cls_name, "linger", options["linger"], _NUMBER, "a number")
+        own["linger"] = options.pop("linger")
+    return own
+
+
+def client_options(cls: type, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check a Client's options; return (for BaseClientOrServer, for
+    anyio.connect_tcp).
+
+    Raises
+    ------
+    TypeError
+        For an unknown name (with the likely intended one), an asyncio-only
+        one (with what to do instead), or a value of the wrong type.
+    ValueError
+        For contradictory TLS arguments.
+    """
+    cls_name = cls.__name__
+    for name in options:
+        if name not in ClientOptions.__annotations__:
+            raise _reject(cls, name, ClientOptions.__annotations__)
+    options = dict(options)
+    own = _common(cls_name, options)
+    checks = {
+        "tls": (bool, "True or False"),
+        "ssl_context": (_OPT_CTX, "an ssl.SSLContext or None"),
+        "tls_hostname": (_OPT_STR, "a str or None"),
+        "tls_standard_compatible": (bool, "True or False"),
+        "local_host": (_OPT_STR, "a str or None"),
+        "happy_eyeballs_delay": (_NUMBER, "a number"),
+        "ssl": ((ssl.SSLContext, bool, type(None)), "an ssl.SSLContext, a bool or None"),
+        "server_hostname": (_OPT_STR, "a str or None"),
+    }
+    for name, (types, what) in checks.items():
+        if name in options:
+            _check_type(cls_name, name, options[name], types, what)
+    # asyncio.open_connection spellings -> anyio.connect_tcp.
+    if "ssl" in options:
+        value = options.pop("ssl")
+        if "tls" in options or "ssl_context" in options:
+            raise ValueError(f"{cls_name}(): give ssl= or tls=/ssl_context=, not both")
+        if isinstance(value, ssl.SSLContext):
+            options["ssl_context"] = value
+            options["tls"] = True
+        elif value:
+            options["tls"] = True
+    if "server_hostname" in options:
+        value = options.pop("server_hostname")
+        if "tls_hostname" in options:
+            raise ValueError(f"{cls_name}(): give server_hostname= or tls_hostname=, not both")
+        options["tls_hostname"] = value
+    if options.get("ssl_context") is not None:
+        options.setdefault("tls", True)
+    return own, options
+
+
+def server_options(cls: type, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check a server's options; return (for BaseClientOrServer and TLS, for
+    anyio.create_tcp_listener).
+
+    Raises
+    ------
+    TypeError
+        As for :func:`client_options`.
+    ValueError
+        For ``reuse_address=False`` (anyio always sets SO_REUSEADDR) or both
+        ``ssl`` and ``ssl_context``.
+    """
+    cls_name = cls.__name__
+    allowed = ServerOptions.__annotations__
+    for name in options:
+        if name not in allowed:
+            raise _reject(cls, name, allowed)
+    options = dict(options)
+    own = _common(cls_name, options)
+    checks = {
+        "ssl_context": (_OPT_CTX, "an ssl.SSLContext or None"),
+        "ssl": (_OPT_CTX, "an ssl.SSLContext or None"),
+        "tls_standard_compatible": (bool, "True or False"),
+        "family": (int, "a socket.AddressFamily"),
+        "backlog": (int, "an int"),
+        "reuse_port": (bool, "True or False"),
+        "reuse_address": ((bool, type(None)), "True, False or None"),
+    }
+    for name, (types, what) in checks.items():
+        if name in options:
+            _check_type(cls_name, name, options[name], types, what)
+    if "ssl" in options:
+        value = options.pop("ssl")
+        if "ssl_context" in options:
+            raise ValueError(f"{cls_name}(): give ssl= or ssl_context=, not both")
+        options["ssl_context"] = value
+    if "reuse_address" in options and options.pop("reuse_address") is False:
+        raise ValueError(
+            f"{cls_name}(): reuse_address=False is not supported: anyio always sets "
+            "SO_REUSEADDR on a listening socket (as asyncio does by default on Unix)"
+        )
+    for name in ("ssl_context", "tls_standard_compatible"):
+        if name in options:
+            own[name] = options.pop(name)
+    return own, options
