@@ -371,6 +371,17 @@ def _tables(results: Results) -> list[Table]:
                 " The targets are set against ts_tcpip, which costs more than raw asyncio"
                 " streams, so against these they are stricter than intended."
             )
+        growth_table: list[Table] = []
+        if firsts:
+            growth_table.append(
+                (
+                    "RSS growth during the run, KiB: receiving / sending process (from"
+                    " connected to done; the library's buffers and queues, not the"
+                    " interpreter)",
+                    ["implementation", *[summary[label]["workload"] for label in firsts]],
+                    growth_rows,
+                )
+            )
         tables += [
             (
                 f"Absolute figures (median of {results.rounds} round(s); rates per second,"
@@ -388,13 +399,7 @@ def _tables(results: Results) -> list[Table]:
                 ["implementation", *labels],
                 ratio_rows,
             ),
-            (
-                "RSS growth during the run, KiB: receiving / sending process (from"
-                " connected to done; the library's buffers and queues, not the"
-                " interpreter)",
-                ["implementation", *[summary[label]["workload"] for label in firsts]],
-                growth_rows,
-            ),
+            *growth_table,
         ]
     tables += _fleet_tables(results)
     if results.memory:
