@@ -29,7 +29,7 @@ from anytcpip._bench import (
     run_workload,
 )
 from anytcpip._bench._common import BulkChecker, ValidationError, bulk_chunk
-from anytcpip._bench._report import summarize, summarize_fleet
+from anytcpip._bench._report import render, summarize, summarize_fleet
 from anytcpip._bench._runner import set_worker_path
 from anytcpip._bench._tcpip import locate_ts_tcpip
 
@@ -436,3 +436,11 @@ def test_fleet_summary_targets() -> None:
     verdicts = {t["short"]: t["met"] for t in entry["targets"]}
     assert verdicts == {"rt/s": False, "keep": False, "rss": True, "setup": True}
     assert fleet["impls"]["tcpip-asyncio"]["targets"] == []
+
+
+def test_rich_tables_keep_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("rich")
+    render(_results_with_a_miss(), print, use_rich=True)
+    out = capsys.readouterr().out
+    assert "median [min-max]" in out
+    assert "1.11 [1.11-1.11] MISS" in out

@@ -474,7 +474,9 @@ def _fleet_tables(results: Results) -> list[Table]:
             rows,
         ),
         (
-            f"Fleet cost ratio (round trips) against {reference}, same round, median"
+            f"Fleet cost ratio (round trips) against"
+            f" {reference or 'nothing (neither tcpip-asyncio nor anyio-asyncio ran)'},"
+            " same round, median"
             f" [min-max]; 'keep' = rate at N={big} / rate at N={sizes[0]} (1 = no"
             " slowdown with N). Targets (benchmarks/README.md): cost at N=1000 <= 0.67 of"
             " ts_tcpip on asyncio, <= 0.5 on uvloop, trio at least raw anyio-trio's rate;"
@@ -493,16 +495,18 @@ def render(results: Results, write: Callable[[str], None], *, use_rich: bool) ->
         try:
             from rich.console import Console
             from rich.table import Table as RichTable
+            from rich.text import Text
         except ImportError:
             use_rich = False
         else:
             console = Console()
             for title, headers, rows in tables:
-                table = RichTable(title=title, title_justify="left")
+                # Text, not markup: "[min-max]" is not a style.
+                table = RichTable(title=Text(title), title_justify="left")
                 for i, header in enumerate(headers):
-                    table.add_column(header, justify="left" if i == 0 else "right")
+                    table.add_column(Text(header), justify="left" if i == 0 else "right")
                 for row in rows:
-                    table.add_row(*row)
+                    table.add_row(*(Text(cell) for cell in row))
                 console.print(table)
             return
     for title, headers, rows in tables:
