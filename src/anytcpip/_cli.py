@@ -796,7 +796,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     bench = sub.add_parser(
         "bench",
         help="run the benchmarks",
-        description="Benchmarks against raw anyio and asyncio streams.",
+        description="Benchmarks against ts_tcpip (when importable) and raw streams.",
     )
     subs["bench"] = bench
     return parser, subs

@@ -213,8 +213,13 @@ def peak_rss() -> int:
 # --------------------------------------------------------- implementations
 
 #: name -> (code family, anyio backend, backend options, description).
+#: The ``tcpip`` family is Rubin's ts_tcpip (``lsst.ts.tcpip``), run only when
+#: it is importable (see ``_tcpip.py``); it runs on asyncio's own loop
+#: (``asyncio.run``, or uvloop's), as its users run it.
 IMPLEMENTATIONS: dict[str, tuple[str, str, dict[str, Any], str]] = {
-    "asyncio-streams": ("asyncio", "asyncio", {}, "raw asyncio streams (reference)"),
+    "tcpip-asyncio": ("tcpip", "asyncio", {}, "ts_tcpip (lsst.ts.tcpip) on asyncio"),
+    "tcpip-uvloop": ("tcpip", "asyncio", {"use_uvloop": True}, "ts_tcpip on uvloop"),
+    "asyncio-streams": ("asyncio", "asyncio", {}, "raw asyncio streams"),
     "anytcpip-asyncio": ("anytcpip", "asyncio", {}, "anytcpip on asyncio"),
     "anytcpip-uvloop": ("anytcpip", "asyncio", {"use_uvloop": True}, "anytcpip on uvloop"),
     "anytcpip-trio": ("anytcpip", "trio", {}, "anytcpip on trio"),
@@ -222,5 +227,12 @@ IMPLEMENTATIONS: dict[str, tuple[str, str, dict[str, Any], str]] = {
     "anyio-trio": ("anyio", "trio", {}, "raw anyio streams on trio"),
 }
 
-#: The implementation every ratio is taken against.
-REFERENCE = "asyncio-streams"
+#: The implementation every ratio is taken against when ts_tcpip is importable.
+TCPIP_REFERENCE = "tcpip-asyncio"
+#: The reference when it is not.
+FALLBACK_REFERENCE = "asyncio-streams"
+
+
+def reference_for(impls: Any) -> str:
+    """The reference of a run over ``impls``: ts_tcpip on asyncio if present."""
+    return TCPIP_REFERENCE if TCPIP_REFERENCE in impls else FALLBACK_REFERENCE

@@ -30,6 +30,7 @@ from ._common import (
     bulk_chunk,
     check_echo,
     check_struct,
+    current_rss,
     echo_message,
     fill_struct,
     line_text,
@@ -82,7 +83,9 @@ async def server(cfg: dict[str, Any], ready: Callable[[int], None]) -> dict[str,
         stream = await listener.accept()
         set_nodelay(stream.extra(SocketAttribute.raw_socket))
         buffered = BufferedByteReceiveStream(stream)
+        rss_start = current_rss()
         result = await _RECEIVERS[workload](stream, buffered, n)
+        result["rss_growth"] = current_rss() - rss_start
         await stream.send(ACK)
         await _drain_and_close(stream)
     return result
@@ -181,9 +184,11 @@ async def client(cfg: dict[str, Any]) -> dict[str, Any]:
     stream = await _connect(port)
     async with stream:
         buffered = BufferedByteReceiveStream(stream)
+        rss_start = current_rss()
         result = await _SENDERS[workload](
             stream, buffered, cfg["n"], cfg.get("fault_at", -1), cfg.get("fault")
         )
+        result["rss_growth"] = current_rss() - rss_start
         if await buffered.receive_exactly(1) != ACK:
             raise ValidationError("no acknowledgement from the receiver")
         await stream.send_eof()

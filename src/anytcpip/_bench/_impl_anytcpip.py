@@ -1,4 +1,9 @@
-"""The anytcpip ends of every workload (public API only; any anyio backend).
+"""The library ends of every workload: anytcpip (any anyio backend) and ts_tcpip.
+
+The same code drives both libraries through their public API (they share it:
+``Client``, ``OneClientServer``, ``async with``, ``connected_task``,
+``read_str`` / ``write_str`` and the rest): :func:`use_library` says which one
+this process runs, anytcpip unless told otherwise.
 
 The server end receives (it is the measured "receiving process"); the client
 end sends. Each loop does one library call per message and nothing else but
@@ -10,11 +15,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import anyio
-
-import anytcpip
 
 from ._common import (
     ACK,
@@ -33,17 +37,40 @@ from ._common import (
     line_text,
 )
 
-__all__ = ("client", "server")
+if TYPE_CHECKING:
+    import anytcpip
+
+__all__ = ("client", "server", "use_library")
 
 _log = logging.getLogger("anytcpip.bench")
 
+_lib: ModuleType | None = None
+
+
+def use_library(module: ModuleType) -> None:
+    """Drive ``module`` (``anytcpip`` or ``lsst.ts.tcpip``) in this process."""
+    global _lib
+    _lib = module
+
+
+def _library() -> Any:
+    if _lib is None:
+        import anytcpip
+
+        use_library(anytcpip)
+    return _lib
+
 
 def _new_server(**kwargs: Any) -> anytcpip.OneClientServer:
-    return anytcpip.OneClientServer(host=HOST, port=0, log=_log, **kwargs)
+    server: anytcpip.OneClientServer = _library().OneClientServer(
+        host=HOST, port=0, log=_log, **kwargs
+    )
+    return server
 
 
 def _new_client(port: int, **kwargs: Any) -> anytcpip.Client:
-    return anytcpip.Client(host=HOST, port=port, log=_log, **kwargs)
+    client: anytcpip.Client = _library().Client(host=HOST, port=port, log=_log, **kwargs)
+    return client
 
 
 # ----------------------------------------------------------------- server
@@ -57,11 +84,121 @@ async def server(cfg: dict[str, Any], ready: Callable[[int], None]) -> dict[str,
     if workload == "flood":
         return await _serve_flood(cfg, ready)
     n = cfg["n"]
+    if cfg.get("server") == "direct":
+        return await _serve_direct(workload, n, ready)
+    return await _serve_read_loop(workload, n, ready)
+
+
+async def _serve_direct(workload: str, n: int, ready: Callable[[int], None]) -> dict[str, Any]:
+    """A ``OneClientServer`` read in one loop by the benchmark itself (the old
+    measure: it skips the read loop's per-message work that users pay)."""
     async with _new_server() as srv:
         ready(srv.port)
         await srv.connected_task
+        rss_start = current_rss()
         result = await _RECEIVERS[workload](srv, n)
+        result["rss_growth"] = current_rss() - rss_start
         await srv.write(ACK)
+    return result
+
+
+class _Receiver:
+    """Per-message handlers for a ``OneClientReadLoopServer``'s
+    ``read_and_dispatch``: the receiving end as users write it (a mock
+    controller). Each call handles one message; the last one acknowledges,
+    reports and parks until the server closes."""
+
+    def __init__(self, workload: str, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.start = 0.0
+        self.elapsed = 0.0
+        self.struct = BenchStruct()
+        self.bulk = BulkChecker(n)
+        self.first = 0
+        self.done = anyio.Event()
+        self.park = anyio.Event()  # never set
+        self.error: BaseException | None = None
+        self.handle = getattr(self, f"_{workload}")
+
+    async def _finish(self, srv: Any) -> None:
+        self.elapsed = time.perf_counter() - self.start
+        await srv.write(ACK)
+        self.done.set()
+        await self.park.wait()
+
+    async def _echo(self, srv: Any) -> None:
+        obj = await srv.read_json()
+        check_echo(obj, self.count)
+        await srv.write_json(obj)
+        self.count += 1
+        if self.count == self.n:
+            await self._finish(srv)
+
+    async def _lines(self, srv: Any) -> None:
+        line = await srv.read_str()
+        i = self.count
+        if line != line_text(i):
+            raise ValidationError(f"line {i}: got {line!r}")
+        if i == 0:
+            self.start = time.perf_counter()
+        self.count = i + 1
+        if i + 1 == self.n:
+            await self._finish(srv)
+
+    async def _structs(self, srv: Any) -> None:
+        s = self.struct
+        await srv.read_into(s)
+        i = self.count
+        check_struct(s, i)
+        if i == 0:
+            self.start = time.perf_counter()
+        self.count = i + 1
+        if i + 1 == self.n:
+            await self._finish(srv)
+
+    async def _bulk(self, srv: Any) -> None:
+        piece = await srv.read(BULK_CHUNK)
+        checker = self.bulk
+        if not piece:
+            raise ValidationError(f"bulk: stream ended at {checker.offset} of {checker.total}")
+        checker.check(piece)
+        if self.count == 0:
+            self.start = time.perf_counter()
+            self.first = len(piece)
+        self.count += 1
+        if checker.offset == checker.total:
+            await self._finish(srv)
+
+
+async def _serve_read_loop(workload: str, n: int, ready: Callable[[int], None]) -> dict[str, Any]:
+    receiver = _Receiver(workload, n)
+    handle = receiver.handle
+
+    class Server(_library().OneClientReadLoopServer):  # type: ignore[misc]
+        async def read_and_dispatch(self) -> None:
+            try:
+                await handle(self)
+            except ValidationError as exc:
+                # Not to the read loop, which would log it and drop the client.
+                receiver.error = exc
+                receiver.done.set()
+                await receiver.park.wait()
+
+    server: anytcpip.OneClientReadLoopServer = Server(host=HOST, port=0, log=_log)
+    async with server as srv:
+        ready(srv.port)
+        await srv.connected_task
+        rss_start = current_rss()
+        await receiver.done.wait()
+        rss_growth = current_rss() - rss_start
+    if receiver.error is not None:
+        raise receiver.error
+    result: dict[str, Any] = {"rss_growth": rss_growth}
+    if workload == "bulk":
+        result.update(elapsed=receiver.elapsed, count=n - receiver.first)
+    elif workload != "echo":
+        result.update(elapsed=receiver.elapsed, count=n - 1)
     return result
 
 
@@ -169,7 +306,9 @@ async def client(cfg: dict[str, Any]) -> dict[str, Any]:
     bad = cfg.get("fault_at", -1)
     fault = cfg.get("fault")
     async with _new_client(port) as cli:
+        rss_start = current_rss()
         result = await _SENDERS[workload](cli, n, bad, fault)
+        result["rss_growth"] = current_rss() - rss_start
         if await cli.readexactly(1) != ACK:
             raise ValidationError("no acknowledgement from the receiver")
     return result

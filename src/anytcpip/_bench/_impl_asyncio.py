@@ -26,6 +26,7 @@ from ._common import (
     bulk_chunk,
     check_echo,
     check_struct,
+    current_rss,
     echo_message,
     fill_struct,
     line_text,
@@ -72,7 +73,9 @@ async def server(cfg: dict[str, Any], ready: Callable[[int], None]) -> dict[str,
                 if len(noticed) >= n and not done.done():
                     done.set_result({"noticed_ns": noticed})
                 return
+            rss_start = current_rss()
             result = await _RECEIVERS[workload](reader, writer, n)
+            result["rss_growth"] = current_rss() - rss_start
             writer.write(ACK)
             await writer.drain()
             await reader.read()
@@ -180,9 +183,11 @@ async def client(cfg: dict[str, Any]) -> dict[str, Any]:
         return {"closed_ns": closed}
     reader, writer = await _connect(port)
     try:
+        rss_start = current_rss()
         result = await _SENDERS[workload](
             reader, writer, cfg["n"], cfg.get("fault_at", -1), cfg.get("fault")
         )
+        result["rss_growth"] = current_rss() - rss_start
         if await reader.readexactly(1) != ACK:
             raise ValidationError("no acknowledgement from the receiver")
     finally:

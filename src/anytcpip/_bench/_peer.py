@@ -99,6 +99,24 @@ def run(cfg: dict[str, Any]) -> dict[str, Any] | None:
         )
         return asyncio.run(coro)
 
+    if family == "tcpip":
+        # ts_tcpip is asyncio-only: run it as its users do, on asyncio's own
+        # loop (or uvloop's), driven by the same code as anytcpip.
+        import asyncio
+
+        from lsst.ts import tcpip  # type: ignore[import-not-found,unused-ignore]
+
+        from . import _impl_anytcpip as mod_lib
+
+        mod_lib.use_library(tcpip)
+        _get_port(cfg)
+        coro = mod_lib.server(cfg, _ready) if role == "server" else mod_lib.client(cfg)
+        if options.get("use_uvloop"):
+            import uvloop
+
+            return uvloop.run(coro)
+        return asyncio.run(coro)
+
     import anyio
 
     if family == "anytcpip":
@@ -114,7 +132,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any] | None:
     if backend == "trio":
         import trio  # noqa: F401
     if options.get("use_uvloop"):
-        import uvloop  # noqa: F401
+        import uvloop
     _get_port(cfg)
     return anyio.run(func, backend=backend, backend_options=options)
 

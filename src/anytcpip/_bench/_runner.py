@@ -18,8 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ._common import BULK_CHUNK, IMPLEMENTATIONS, REFERENCE
-from ._report import describe_memory, describe_run, environment, summarize
+from ._common import BULK_CHUNK, IMPLEMENTATIONS, reference_for
+from ._report import (
+    describe_fleet,
+    describe_memory,
+    describe_run,
+    environment,
+    summarize,
+    summarize_fleet,
+)
 
 __all__ = (
     "MEMORY_CHECKS",
@@ -28,8 +35,10 @@ __all__ = (
     "Counts",
     "Results",
     "run_benchmark",
+    "run_fleet",
     "run_memory_check",
     "run_workload",
+    "set_worker_path",
 )
 
 #: The workloads, in the order they run and are shown.
@@ -46,6 +55,31 @@ FLOOD_SLACK_UVLOOP = 8 << 20
 #: The most a blocked writer's process may grow (queue high water + the
 #: message that waits + allocator slack).
 STALL_BOUND = 1 << 20
+
+
+#: Folders put in front of every worker's PYTHONPATH (where ts_tcpip is).
+_worker_path: list[str] = []
+
+
+def set_worker_path(folders: Sequence[str]) -> None:
+    """Put ``folders`` in front of every worker process's ``PYTHONPATH``."""
+    _worker_path[:] = folders
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONHASHSEED", "0")
+    if _worker_path:
+        old = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = os.pathsep.join(_worker_path + ([old] if old else []))
+    return env
+
+
+#: For ts_tcpip's hangup runs: the gap between connections (more than its 0.1 s
+#: connection poll) and the most connections per run.
+TCPIP_HANGUP_GAP = 0.15
+TCPIP_HANGUP_MAX = 40
 
 
 class BenchmarkError(RuntimeError):
@@ -67,6 +101,16 @@ class Counts:
     flood_max: int = 512 << 20
     stall_max: int = 512 << 20
     block_timeout: float = 0.5
+    #: Fleet sizes (pairs in one process) and round trips per fleet run, over
+    #: all its clients (each client does ``max(3, fleet_trips // N)``).
+    fleet_sizes: tuple[int, ...] = (10, 100, 1000)
+    fleet_trips: int = 20_000
+    #: Round trips per client, if not 0 (else from ``fleet_trips``).
+    fleet_k: int = 0
+
+    def fleet_rounds(self, n: int) -> int:
+        """Round trips per client in a fleet of ``n`` pairs."""
+        return self.fleet_k or max(3, self.fleet_trips // n)
 
     @classmethod
     def quick(cls) -> Counts:
@@ -81,6 +125,7 @@ class Counts:
             flood_max=128 << 20,
             stall_max=128 << 20,
             block_timeout=0.3,
+            fleet_trips=5_000,
         )
 
     def scaled(self, factor: float) -> Counts:
@@ -97,6 +142,9 @@ class Counts:
             flood_max=self.flood_max,
             stall_max=self.stall_max,
             block_timeout=self.block_timeout,
+            fleet_sizes=self.fleet_sizes,
+            fleet_trips=max(1, int(self.fleet_trips * factor)),
+            fleet_k=self.fleet_k,
         )
 
 
@@ -106,14 +154,19 @@ class Counts:
 class _Child:
     """One peer process; its ``@@`` lines go to a queue shared with the other."""
 
-    def __init__(self, name: str, cfg: dict[str, Any], events: queue.Queue[Any]) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: dict[str, Any],
+        events: queue.Queue[Any],
+        module: str = "anytcpip._bench._peer",
+    ) -> None:
         self.name = name
         self.cfg = cfg
         self.stderr: list[str] = []
-        env = dict(os.environ)
-        env.setdefault("PYTHONHASHSEED", "0")
+        env = worker_env()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "anytcpip._bench._peer", json.dumps(cfg)],
+            [sys.executable, "-m", module, json.dumps(cfg)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -174,7 +227,7 @@ class _Child:
     def describe(self) -> str:
         tail = "".join(self.stderr[-25:]).rstrip()
         return (
-            f"{self.name} ({self.cfg['impl']}, {self.cfg['workload']}) exit status "
+            f"{self.name} ({self.cfg['impl']}, {self.cfg.get('workload', 'fleet')}) exit status "
             f"{self.proc.returncode}:\n{tail or '(no output on stderr)'}"
         )
 
@@ -239,6 +292,9 @@ def _run_pair(
             status = child.stop(deadline + 5)
             if failure is None and status != 0:
                 failure = child.describe()
+        if failure is not None and failure.startswith("timed out"):
+            tails = [child.describe() for child in children.values() if child.stderr]
+            failure = "\n".join([failure, *tails])
     if failure is not None:
         raise BenchmarkError(
             f"{client_cfg['workload']} with {server_cfg['impl']}/{client_cfg['impl']} "
@@ -284,12 +340,24 @@ def run_workload(
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}")
     n: int = getattr(counts, workload)
+    gap = counts.hangup_gap
+    if workload == "hangup" and IMPLEMENTATIONS[impl][0] == "tcpip":
+        # ts_tcpip notices a hangup by polling (every 0.1 s); a client that
+        # reconnects sooner is noticed by the reconnection instead, which
+        # measures nothing (and can lose a connect callback in ts_tcpip).
+        # So its clients wait out one poll, and fewer of them do.
+        gap = max(gap, TCPIP_HANGUP_GAP)
+        n = min(n, TCPIP_HANGUP_MAX)
     base: dict[str, Any] = {"impl": impl, "workload": workload, "n": n}
+    if os.environ.get("ANYTCPIP_BENCH_SERVER") == "direct":
+        # The old receiving end (a loop over OneClientServer's reads), kept to
+        # reproduce the comparison in benchmarks/README.md.
+        base["server"] = "direct"
     if profile_dir:
         base["profile_dir"] = profile_dir
     client_cfg = {**base, "role": "client"}
     if workload == "hangup":
-        client_cfg.update(settle=counts.hangup_settle, gap=counts.hangup_gap)
+        client_cfg.update(settle=counts.hangup_settle, gap=gap)
     if fault is not None:
         client_cfg.update(fault=fault, fault_at=_fault_index(workload, counts))
     start = time.perf_counter()
@@ -300,6 +368,8 @@ def run_workload(
         "n": n,
         "rx_rss": srv["peak_rss"],
         "tx_rss": cli["peak_rss"],
+        "rx_growth": srv.get("rss_growth", 0),
+        "tx_growth": cli.get("rss_growth", 0),
         "wall": time.perf_counter() - start,
     }
     if workload == "echo":
@@ -395,6 +465,69 @@ def run_memory_check(
     raise ValueError(f"unknown memory check {check!r}")
 
 
+#: Implementation families that have a fleet.
+FLEET_FAMILIES = ("anytcpip", "tcpip", "anyio")
+
+
+def run_fleet(
+    impl: str,
+    n: int,
+    counts: Counts,
+    *,
+    timeout: float = 300.0,
+    profile_dir: str | None = None,
+    tracemalloc: int = 0,
+) -> dict[str, Any]:
+    """Run the fleet workload once: ``n`` pairs of ``impl`` in one fresh process.
+
+    Returns ``rate`` (round trips per second over all clients), ``setup_s``
+    (time to set up the ``n`` pairs), ``rss_per_pair`` (bytes of RSS per idle
+    connected pair) and ``rss_growth_rounds`` (RSS growth while exercising).
+    ``tracemalloc`` > 0 adds the top allocation sites of the setup.
+    """
+    if IMPLEMENTATIONS[impl][0] not in FLEET_FAMILIES:
+        raise ValueError(f"no fleet for {impl!r}")
+    k = counts.fleet_rounds(n)
+    cfg: dict[str, Any] = {"impl": impl, "workload": "fleet", "n": n, "k": k}
+    if profile_dir:
+        cfg["profile_dir"] = profile_dir
+    if tracemalloc:
+        cfg["tracemalloc"] = tracemalloc
+    deadline = time.monotonic() + timeout
+    events: queue.Queue[Any] = queue.Queue()
+    start = time.perf_counter()
+    child = _Child("fleet", cfg, events, module="anytcpip._bench._fleet")
+    result: dict[str, Any] | None = None
+    try:
+        while result is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                _, tag, text = events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if tag is None:
+                break
+            if tag == "RESULT":
+                result = json.loads(text)
+    finally:
+        if result is None:
+            child.kill()
+        status = child.stop(deadline + 5)
+    if result is None or status != 0:
+        why = child.describe() if status else f"timed out after {timeout:.0f} s"
+        raise BenchmarkError(f"fleet of {n} with {impl} failed: {why}")
+    return {
+        "impl": impl,
+        "workload": "fleet",
+        "n": n,
+        "k": k,
+        **result,
+        "wall": time.perf_counter() - start,
+    }
+
+
 # ------------------------------------------------------------ a whole run
 
 
@@ -408,7 +541,13 @@ class Results:
     counts: Counts
     runs: list[dict[str, Any]] = field(default_factory=list)
     memory: list[dict[str, Any]] = field(default_factory=list)
+    fleet: list[dict[str, Any]] = field(default_factory=list)
     elapsed: float = 0.0
+
+    @property
+    def reference(self) -> str:
+        """The implementation the ratios are taken against."""
+        return reference_for(self.impls)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -417,12 +556,19 @@ class Results:
             "workloads": self.workloads,
             "rounds": self.rounds,
             "counts": self.counts.__dict__,
-            "reference": REFERENCE,
+            "reference": self.reference,
             "summary": summarize(self),
+            "fleet_summary": summarize_fleet(self),
             "runs": self.runs,
             "memory": self.memory,
+            "fleet": self.fleet,
             "elapsed": self.elapsed,
         }
+
+
+def fleet_impls(impls: Sequence[str]) -> list[str]:
+    """The implementations of ``impls`` that have a fleet workload."""
+    return [impl for impl in impls if IMPLEMENTATIONS[impl][0] in FLEET_FAMILIES]
 
 
 def run_benchmark(
@@ -432,12 +578,14 @@ def run_benchmark(
     *,
     rounds: int,
     memory: bool = True,
+    fleet: bool = False,
     timeout: float = 300.0,
     progress: Callable[[str], None] = lambda line: None,
     profile_dir: str | None = None,
 ) -> Results:
     """Run every workload with every implementation, ``rounds`` times, in a
-    rotating order, then the memory checks."""
+    rotating order, then the fleets (if asked), then the memory checks."""
+    workloads = [w for w in workloads if w != "fleet"]
     results = Results(list(impls), list(workloads), rounds, counts)
     start = time.perf_counter()
     total = rounds * len(impls) * len(workloads)
@@ -452,6 +600,22 @@ def run_benchmark(
                 run["round"] = r
                 results.runs.append(run)
                 progress(f"[round {r + 1}/{rounds}, {done}/{total}] {describe_run(run)}")
+    if fleet:
+        members = fleet_impls(impls)
+        total = rounds * len(members) * len(counts.fleet_sizes)
+        done = 0
+        for r in range(rounds):
+            shift = r % max(1, len(members))
+            order = members[shift:] + members[:shift]
+            for n in counts.fleet_sizes:
+                for impl in order:
+                    done += 1
+                    run = run_fleet(impl, n, counts, timeout=timeout, profile_dir=profile_dir)
+                    run["round"] = r
+                    results.fleet.append(run)
+                    progress(
+                        f"[fleet round {r + 1}/{rounds}, {done}/{total}] {describe_fleet(run)}"
+                    )
     if memory:
         for impl in impls:
             if IMPLEMENTATIONS[impl][0] != "anytcpip":
