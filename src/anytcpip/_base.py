@@ -25,6 +25,7 @@ from ._constants import (
     DEFAULT_MONITOR_CONNECTION_INTERVAL,
     DEFAULT_TERMINATOR,
 )
+from ._exceptions import LimitOverrunError
 from ._oneshot import OneShot
 
 if sys.version_info >= (3, 11):
@@ -532,7 +533,7 @@ class BaseClientOrServer(abc.ABC):
     async def _read_message(self, sep: bytes, keep: bool, *, raise_at_eof: bool) -> bytes:
         conn = self._connection()
         if not conn.read_busy:
-            data = conn.buffer.take_until(sep, keep)
+            data = _take_until(conn, sep, keep)
             if data is not None:
                 conn.consumed()
                 return data
@@ -591,7 +592,7 @@ class BaseClientOrServer(abc.ABC):
         conn = self._connection()
         terminator = self._terminator
         if not conn.read_busy:
-            data = conn.buffer.take_until(terminator, False)
+            data = _take_until(conn, terminator, False)
             if data is not None:
                 conn.consumed()
                 return data.decode(self._encoding)
@@ -716,3 +717,13 @@ class BaseClientOrServer(abc.ABC):
 
 def _raise(exc: BaseException) -> Any:
     raise exc
+
+
+def _take_until(conn: Connection, sep: bytes, keep: bool) -> bytes | None:
+    """``conn.buffer.take_until``, letting the receiving go on after an
+    over-long message was thrown out (so a hangup is still noticed)."""
+    try:
+        return conn.buffer.take_until(sep, keep)
+    except LimitOverrunError:
+        conn.consumed()
+        raise

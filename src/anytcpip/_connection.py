@@ -34,7 +34,7 @@ import anyio.abc
 from anyio.streams.tls import TLSStream
 
 from ._buffer import ReceiveBuffer
-from ._exceptions import is_transport_error, to_connection_error
+from ._exceptions import LimitOverrunError, is_transport_error, to_connection_error
 
 __all__ = ("RECEIVE_CHUNK", "WRITE_HIGH_WATER", "Connection")
 
@@ -248,6 +248,8 @@ class Connection:
                     return
             if sock is None:
                 chunk = await stream.receive(RECEIVE_CHUNK)
+                if self.closed_here:
+                    return  # closed while receiving: throw it away
                 buffer.feed(chunk)
                 self._wake_readers()
                 # A waiting reader gets a look at this chunk before more
@@ -304,6 +306,8 @@ class Connection:
             self.set_error(to_connection_error(exc))
             return True
         if data:
+            if self.closed_here:
+                return True  # closed at this end: what still comes is thrown away
             self._received_count += 1
             self.buffer.feed(data)
             self._wake_readers()
@@ -332,7 +336,8 @@ class Connection:
             with self._failures_to_state(), anyio.CancelScope() as self._reader_scope:
                 if self.is_open:
                     chunk = await stream.receive(RECEIVE_CHUNK)
-                    self.buffer.feed(chunk)
+                    if not self.closed_here:
+                        self.buffer.feed(chunk)
         finally:
             self._reader_scope = None
 
@@ -382,11 +387,19 @@ class Connection:
             async with self._read_lock:
                 waited = False
                 while True:
-                    result = take()
+                    if self.closed_here:
+                        raise self.not_connected()
+                    try:
+                        result = take()
+                    except LimitOverrunError:
+                        # The over-long message left the buffer: let the
+                        # receiving go on (a hangup must still be noticed).
+                        self.consumed()
+                        raise
                     if result is not None:
                         self.consumed()
                         return result
-                    if self.closed_here or self.error is not None:
+                    if self.error is not None:
                         raise self.not_connected()
                     if self.eof:
                         if not waited and not self.buffer:
