@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -555,17 +556,60 @@ class Connection:
     async def _goodbye(self, stream: anyio.abc.ByteStream) -> None:
         try:
             if isinstance(stream, TLSStream):
-                await stream.aclose()
-                return
-            await stream.send_eof()
+                if not await _send_close_notify(stream):
+                    await stream.aclose()
+                    return
+            else:
+                await stream.send_eof()
             if not self.eof:
                 # A reader receiving for itself was cancelled by the close and
                 # is on its way out; the lock makes sure it is gone.
                 async with self._read_lock:
                     while True:
                         await stream.receive(RECEIVE_CHUNK)
-        except anyio.EndOfStream:
-            pass
+        except (anyio.EndOfStream, ssl.SSLZeroReturnError):
+            pass  # the peer's end (TLS: its close_notify)
         except Exception as exc:
             if not is_transport_error(exc):
                 raise
+
+
+async def _send_close_notify(stream: TLSStream) -> bool:
+    """Send our TLS close_notify without waiting for the peer's.
+
+    ``TLSStream.aclose()`` sends it and then waits for the peer's, and fails
+    (``APPLICATION_DATA_AFTER_CLOSE_NOTIFY``) if application data comes first;
+    the socket is then closed with unread data, which makes the kernel reset
+    the connection and the peer lose what we sent. After this, the caller
+    reads (and throws away) what the peer still sends, up to its close_notify.
+
+    Returns False if the stream is not one this can handle (it uses anyio's
+    TLSStream internals); the caller then falls back to ``aclose()``.
+    """
+    ssl_object = getattr(stream, "_ssl_object", None)
+    write_bio = getattr(stream, "_write_bio", None)
+    if not isinstance(ssl_object, ssl.SSLObject) or not isinstance(write_bio, ssl.MemoryBIO):
+        return False
+    if getattr(stream, "standard_compatible", True):
+        try:
+            # Records already received but not decrypted (a receive was
+            # cancelled by the close) are application data: the shutdown
+            # would fail on them, so throw them away first.
+            while ssl_object.read(RECEIVE_CHUNK):
+                pass
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLZeroReturnError):
+            pass
+        except ssl.SSLError:
+            return True  # the session is broken; nothing more to send
+        try:
+            ssl_object.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass  # expected: the peer's close_notify has not come yet
+        except ssl.SSLError:
+            return True  # the session is broken; nothing more to send
+        data = write_bio.read()
+        if data:
+            await stream.transport_stream.send(data)
+    else:
+        await stream.transport_stream.send_eof()
+    return True
