@@ -10,7 +10,10 @@ other connection; only how bytes move differs.
 
 * Receiving needs no task: the protocol sees data, end-of-stream and resets as
   they happen, so a hangup is noticed at once whether or not anybody reads.
-  Reading is paused while ``limit`` bytes are unread and nobody waits.
+  Reading is paused while ``limit`` bytes are unread and nobody waits. With
+  monitoring off it is also paused until the first read (or probe) wants
+  data, so an unread flood stays in the kernel either way (anyio's own
+  stream would read it all into memory).
 * The first write of a burst goes to the transport at once; the rest of the
   burst is queued and handed over in one ``transport.write`` when the writing
   task yields to the event loop (or when 64 KiB pile up). Writers wait while
@@ -87,8 +90,7 @@ class AsyncioConnection(Connection):
         transport: Any = getattr(stream, "_transport", None)
         old: Any = getattr(stream, "_protocol", None)
         if (
-            not monitor
-            or not hasattr(old, "read_queue")
+            not hasattr(old, "read_queue")
             or not all(hasattr(transport, name) for name in _TRANSPORT_METHODS)
             or transport.is_closing()
         ):
