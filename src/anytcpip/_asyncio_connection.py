@@ -173,6 +173,7 @@ class AsyncioConnection(Connection):
             self._resume_reading()
 
     def consumed(self) -> None:
+        self.reads += 1
         if self._read_paused and self._pump_running and len(self.buffer) < self.buffer.limit:
             self._resume_reading()
 
@@ -213,6 +214,7 @@ class AsyncioConnection(Connection):
         pass
 
     def queue(self, data: bytes) -> None:
+        self._reads_at_write = self.reads
         if self._flush_scheduled:
             self._out.append(data)
             self.out_len += len(data)

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._connection import Connection
+from ._connection import HALF_CLOSE_GRACE, Connection
 from ._constants import (
     DEFAULT_ENCODING,
     DEFAULT_LIMIT,
@@ -369,6 +369,8 @@ class BaseClientOrServer(abc.ABC):
         deadline = float("inf")
         try:
             if previous is not None:
+                # A new client: the previous one, if half-closed, is done.
+                previous.end_half_open()
                 await previous.done.wait()
             if stream_to_wrap is not None:
                 try:
@@ -388,6 +390,9 @@ class BaseClientOrServer(abc.ABC):
                 await conn.lost.wait()
                 self._on_disconnected()
                 await self.call_connect_callback()
+                if conn.writable:
+                    # The peer half-closed: what we still write goes out.
+                    await conn.linger_half_open(HALF_CLOSE_GRACE)
                 deadline = anyio.current_time() + self.linger
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
                     await conn.wait_flushed()

@@ -37,7 +37,7 @@ from anyio.streams.tls import TLSStream
 from ._buffer import ReceiveBuffer
 from ._exceptions import LimitOverrunError, is_transport_error, to_connection_error
 
-__all__ = ("RECEIVE_CHUNK", "WRITE_HIGH_WATER", "Connection")
+__all__ = ("HALF_CLOSE_GRACE", "RECEIVE_CHUNK", "WRITE_HIGH_WATER", "Connection")
 
 
 T = TypeVar("T")
@@ -47,6 +47,11 @@ RECEIVE_CHUNK = 1 << 16
 
 #: A write waits while this many bytes are queued and not yet sent.
 WRITE_HIGH_WATER = 1 << 16
+
+#: After the peer's end-of-stream with a request unanswered, how long the
+#: connection stays writable after the end-of-stream or the last write (as
+#: long as lsst.ts.tcpip's default monitoring period).
+HALF_CLOSE_GRACE = 0.1
 
 #: With monitoring off, how long a server looks at its connected client's
 #: socket, when another client arrives, for a sign that the first one left.
@@ -107,6 +112,17 @@ class Connection:
         self._sending = False
         self._flush_waiter: anyio.Event | None = None
         self._drain_waiter: anyio.Event | None = None
+        # Half-close (see linger_half_open): after the peer's end-of-stream,
+        # writes stay allowed until this is set, or the connection fails or
+        # is closed here.
+        self.half_open_over = False
+        self._half_open_deadline = float("inf")
+        self._half_open_grace = 0.0
+        self._half_open_waiter: anyio.Event | None = None
+        # Reads that returned something, and their number at the last write:
+        # if it changed, a message was read and not answered yet.
+        self.reads = 0
+        self._reads_at_write = 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.peer} open={self.is_open}>"
@@ -161,9 +177,28 @@ class Connection:
         """True while a reader is waiting (later readers must queue behind it)."""
         return self.readers > 0
 
+    @property
+    def writable(self) -> bool:
+        """True while writes are allowed: while open, and after the peer's
+        end-of-stream (plain TCP) until the half-open grace is over."""
+        if self.is_open:
+            return True
+        return (
+            self.eof
+            and not self.half_open_over
+            and self.error is None
+            and not self.closed_here
+            and self.stream is not None
+            and not isinstance(self.stream, TLSStream)
+        )
+
     def _became_unusable(self) -> None:
         self.is_open = False
         self.lost.set()
+        waiter = self._half_open_waiter
+        if waiter is not None:
+            self._half_open_waiter = None
+            waiter.set()
         self._wake_readers()
         self._wake_writers()
         self._resume_pump()
@@ -218,7 +253,8 @@ class Connection:
             scope.cancel()
 
     def consumed(self) -> None:
-        """Let the pump go on if a read made room in the buffer."""
+        """Count a read, and let the pump go on if it made room in the buffer."""
+        self.reads += 1
         waiter = self._space_waiter
         if waiter is not None and len(self.buffer) < self.buffer.limit:
             self._space_waiter = None
@@ -403,6 +439,9 @@ class Connection:
                     if self.error is not None:
                         raise self.not_connected()
                     if self.eof:
+                        # This end has seen all the peer sent: nothing more
+                        # to answer after this.
+                        self.end_half_open()
                         if not waited and not self.buffer:
                             raise self.not_connected()
                         return at_eof(waited)
@@ -448,6 +487,7 @@ class Connection:
     def queue(self, data: bytes) -> None:
         """Queue ``data`` to be sent (the caller checked ``is_open`` and
         ``write_blocked``)."""
+        self._reads_at_write = self.reads
         sock = self._sock
         waiter = self._flush_waiter
         if sock is not None and waiter is not None:
@@ -483,7 +523,11 @@ class Connection:
         """Wait until a message may be queued; raise if the connection is unusable."""
         while True:
             if not self.is_open:
-                raise self.not_connected()
+                if not self.writable:
+                    raise self.not_connected()
+                # Half-closed by the peer: this write keeps the connection
+                # open for another grace period.
+                self._half_open_deadline = anyio.current_time() + self._half_open_grace
             if not self.write_blocked:
                 return
             waiter = self._drain_waiter
@@ -524,6 +568,40 @@ class Connection:
     @property
     def flushed(self) -> bool:
         return not self._out and not self._sending
+
+    async def linger_half_open(self, grace: float) -> None:
+        """After the peer's end-of-stream, keep the connection writable until
+        nothing has been written for ``grace`` seconds, this end closes, a
+        write fails, or :meth:`end_half_open` is called (a read reached the
+        end-of-stream, or the next client came). Returns at once if no
+        request is waiting for an answer: no read returned a message since
+        our last write, and no read is in progress."""
+        if self.reads == self._reads_at_write and not self.readers:
+            self.half_open_over = True
+            return
+        self._half_open_grace = grace
+        self._half_open_deadline = anyio.current_time() + grace
+        try:
+            while self.writable:
+                remaining = self._half_open_deadline - anyio.current_time()
+                if remaining <= 0:
+                    break
+                waiter = self._half_open_waiter = anyio.Event()
+                with anyio.move_on_after(remaining):
+                    await waiter.wait()
+        finally:
+            self.half_open_over = True
+            self._half_open_waiter = None
+
+    def end_half_open(self) -> None:
+        """Stop allowing writes after the peer's end-of-stream (nothing more
+        is expected: the read loop ended, or the next client came)."""
+        if not self.half_open_over:
+            self.half_open_over = True
+            waiter = self._half_open_waiter
+            if waiter is not None:
+                self._half_open_waiter = None
+                waiter.set()
 
     async def wait_flushed(self) -> None:
         """Wait until everything queued has been handed to the kernel, or the
