@@ -646,7 +646,10 @@ class BaseClientOrServer(abc.ABC):
         ------
         ConnectionError
             If not connected (never connected, closed, or the peer's close or
-            a failure has been noticed).
+            a failure has been noticed). After a plain TCP peer's
+            end-of-stream, writes still work for a short time while one of
+            its requests waits for an answer (see the guide, "Answering a
+            peer that half-closed").
         """
         if type(data) is not bytes:
             data = bytes(data)

@@ -16,9 +16,13 @@ How the pieces fit:
   tasks never interleave. A writer waits (before queueing anything) while the
   queue holds ``WRITE_HIGH_WATER`` bytes or more: that is the backpressure.
 * **Closing.** Flush what was written, half-close (TLS: close_notify), discard
-  what the peer still sends until its end-of-stream, then close; all of it
-  bounded by ``linger`` seconds, so a peer that never reads or never closes
-  cannot hold ``close()`` for longer.
+  what the peer still sends until its end-of-stream (TLS: its close_notify),
+  then close; all of it bounded by ``linger`` seconds, so a peer that never
+  reads or never closes cannot hold ``close()`` for longer.
+* **Half-closed peers.** After a plain TCP peer's end-of-stream the
+  connection is no longer open (``connected`` is False), but while one of
+  its requests waits for an answer it stays *writable* for a short grace
+  (see :meth:`Connection.linger_half_open`).
 """
 
 from __future__ import annotations
