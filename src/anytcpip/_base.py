@@ -538,7 +538,11 @@ class BaseClientOrServer(abc.ABC):
     async def _read_message(self, sep: bytes, keep: bool, *, raise_at_eof: bool) -> bytes:
         conn = self._connection()
         if not conn.read_busy:
-            data = _take_until(conn, sep, keep)
+            try:
+                data = conn.buffer.take_until(sep, keep)
+            except LimitOverrunError:
+                conn.consumed()  # receiving goes on: a hangup is still seen
+                raise
             if data is not None:
                 conn.consumed()
                 return data
@@ -597,7 +601,11 @@ class BaseClientOrServer(abc.ABC):
         conn = self._connection()
         terminator = self._terminator
         if not conn.read_busy:
-            data = _take_until(conn, terminator, False)
+            try:
+                data = conn.buffer.take_until(terminator, False)
+            except LimitOverrunError:
+                conn.consumed()  # receiving goes on: a hangup is still seen
+                raise
             if data is not None:
                 conn.consumed()
                 return data.decode(self._encoding)
@@ -725,13 +733,3 @@ class BaseClientOrServer(abc.ABC):
 
 def _raise(exc: BaseException) -> Any:
     raise exc
-
-
-def _take_until(conn: Connection, sep: bytes, keep: bool) -> bytes | None:
-    """``conn.buffer.take_until``, letting the receiving go on after an
-    over-long message was thrown out (so a hangup is still noticed)."""
-    try:
-        return conn.buffer.take_until(sep, keep)
-    except LimitOverrunError:
-        conn.consumed()
-        raise
