@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from typing import cast
 
 import anyio
 import anyio.abc
 import pytest
+import trustme
 
 import anytcpip
 from anytcpip._connection import HALF_CLOSE_GRACE
@@ -146,3 +148,31 @@ async def test_half_open_grace_ends_without_writes(log: logging.Logger) -> None:
                 assert await receive_until_eof(peer) == b""
             with pytest.raises(ConnectionError):
                 await server.write_str("late")
+
+
+async def test_tls_has_no_half_close(log: logging.Logger) -> None:
+    """The peer's close_notify ends a TLS connection: writes fail at once."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
+    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client_context)
+    recorder = CallbackRecorder()
+    with anyio.fail_after(NET_TIMEOUT):
+        async with anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4,
+            port=0,
+            log=log,
+            connect_callback=recorder,
+            ssl_context=server_context,
+        ) as server:
+            peer = await anyio.connect_tcp(
+                anytcpip.LOCALHOST_IPV4, server.port, ssl_context=client_context
+            )
+            async with peer:
+                await recorder.expect(True)
+                await peer.send(b"cmd\r\n")
+                assert await server.read_str() == "cmd"
+            await recorder.expect(False)
+            with pytest.raises(ConnectionError):
+                await server.write_str("reply")
