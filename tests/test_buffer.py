@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import itertools
 import time
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -323,3 +324,142 @@ def test_any_split_with_limit_skips_exactly_the_long_messages(
     assert received == expected
     assert not buffer
     assert not discarding(buffer)
+
+
+# ---------------------------------------------------------------- discarding
+
+
+def overrun(buffer: ReceiveBuffer, sep: bytes) -> None:
+    """Start discarding: ``take_until`` must raise LimitOverrunError."""
+    with pytest.raises(LimitOverrunError):
+        buffer.take_until(sep)
+    assert discarding(buffer)
+
+
+def test_nothing_of_a_discarded_message_is_readable() -> None:
+    buffer = ReceiveBuffer(10)
+    buffer.feed(b"A" * 20 + b"\r")
+    overrun(buffer, b"\r\n")
+    # The b"\r" may start the separator; it is still part of the message.
+    assert len(buffer) == 0
+    assert not buffer
+    assert buffer.take_some(100) == b""
+    assert buffer.take_exactly(1) is None
+    assert buffer.take_into(ShortStruct()) is False
+    assert buffer.take_all() == b""
+    buffer.feed(b"\nNEXT\r\nAFTER\r\n")
+    assert buffer.take_until(b"\r\n", keep_sep=False) == b"NEXT"
+    assert buffer.take_until(b"\r\n", keep_sep=False) == b"AFTER"
+
+
+def test_another_separator_during_discarding_sees_nothing() -> None:
+    buffer = ReceiveBuffer(4)
+    buffer.feed(b"abcdefgXYZZ")
+    overrun(buffer, b"XYZZY")
+    assert buffer.take_until(b"ZZ") is None
+    assert buffer.take_until(b"Z") is None
+    buffer.feed(b"Yok;")
+    assert buffer.take_until(b";") == b"ok;"
+
+
+def test_incomplete_during_discarding_has_no_partial() -> None:
+    buffer = ReceiveBuffer(3)
+    buffer.feed(b"AAAAAB")
+    overrun(buffer, b"BB")
+    err = buffer.incomplete(None)
+    assert err.partial == b""
+    assert not buffer
+
+
+class ReaderModel:
+    """What a reader must see: the received stream, read from a position,
+    with an over-long message skipped through its separator once that has
+    arrived (whenever it arrives)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = b""
+        self.pos = 0
+        self.discard_sep: bytes | None = None
+
+    def _settle(self) -> None:
+        if self.discard_sep is not None:
+            idx = self.data.find(self.discard_sep, self.pos)
+            if idx >= 0:
+                self.pos = idx + len(self.discard_sep)
+                self.discard_sep = None
+
+    def readable(self) -> bytes:
+        self._settle()
+        return b"" if self.discard_sep is not None else self.data[self.pos :]
+
+    def take_until(self, sep: bytes) -> bytes | None:
+        """The message, None (not yet) or raise LimitOverrunError."""
+        rest = self.readable()
+        if self.discard_sep is not None:
+            return None
+        idx = rest.find(sep)
+        if idx < 0:
+            if len(rest) - (len(sep) - 1) > self.limit:
+                # Skipped through the first ``sep`` after the message start,
+                # once it arrives.
+                self.discard_sep = sep
+                raise LimitOverrunError("model", 0)
+            return None
+        self.pos += idx + len(sep)
+        if idx > self.limit:
+            raise LimitOverrunError("model", 0)
+        return rest[: idx + len(sep)]
+
+    def take_some(self, n: int) -> bytes:
+        rest = self.readable()
+        self.pos += min(n, len(rest))
+        return rest[:n]
+
+    def take_exactly(self, n: int) -> bytes | None:
+        rest = self.readable()
+        if len(rest) < n:
+            return None
+        self.pos += n
+        return rest[:n]
+
+
+model_separators = [b"\r\n", b"\n", b"XYZZY", b"ZZ", b"Z"]
+model_ops = st.one_of(
+    st.tuples(
+        st.just("feed"),
+        st.lists(st.sampled_from([b"X", b"Y", b"Z", b"\r", b"\n", b"a", b"ZZY"]), max_size=12),
+    ),
+    st.tuples(st.just("until"), st.sampled_from(model_separators)),
+    st.tuples(st.just("some"), st.integers(min_value=1, max_value=8)),
+    st.tuples(st.just("exactly"), st.integers(min_value=0, max_value=8)),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=st.lists(model_ops, max_size=60), limit=st.integers(min_value=1, max_value=6))
+def test_reads_match_the_reader_model(ops: list[tuple[str, Any]], limit: int) -> None:
+    buffer = ReceiveBuffer(limit)
+    model = ReaderModel(limit)
+    for op, arg in ops:
+        if op == "feed":
+            chunk = b"".join(arg)
+            buffer.feed(chunk)
+            model.data += chunk
+        elif op == "until":
+            try:
+                expected: Any = model.take_until(arg)
+            except LimitOverrunError:
+                expected = LimitOverrunError
+            try:
+                got: Any = buffer.take_until(arg)
+            except LimitOverrunError:
+                got = LimitOverrunError
+            assert got == expected, (op, arg)
+        elif op == "some":
+            assert buffer.take_some(arg) == model.take_some(arg)
+        else:
+            assert buffer.take_exactly(arg) == model.take_exactly(arg)
+        assert len(buffer) == len(model.readable())
+        assert bool(buffer) == bool(model.readable())
+    assert buffer.incomplete(None).partial == model.readable()

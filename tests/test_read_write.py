@@ -537,3 +537,100 @@ async def test_cancelled_write_queues_nothing(log: logging.Logger) -> None:
                 received = await server.readexactly(len(expected))
             assert received == expected
             assert client.connected
+
+
+# ------------------------------------------- over-limit messages (issue 14)
+
+
+@asynccontextmanager
+async def server_and_raw_peer(
+    log: logging.Logger, **server_kwargs: Any
+) -> AsyncIterator[tuple[anytcpip.OneClientServer, anyio.abc.SocketStream, CallbackRecorder]]:
+    """A server and a raw anyio peer connected to it; the recorder gets the
+    server's connect callbacks (the first one, connected, is consumed)."""
+    recorder = CallbackRecorder()
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=recorder, **server_kwargs
+    ) as server:
+        async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
+            await recorder.expect(True)
+            yield server, peer, recorder
+
+
+async def test_over_limit_tail_is_never_read(log: logging.Logger) -> None:
+    """The possible start of the separator kept while discarding is not data,
+    and the message after the discarded one is not lost."""
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_raw_peer(log, limit=10) as (server, peer, _):
+            await peer.send(b"A" * 20 + b"\r")
+            with pytest.raises(anytcpip.LimitOverrunError):
+                await server.read_str()
+            await peer.send(b"\nNEXT\r\nAFTER\r\n")
+            data = await server.read(100)
+            assert data.startswith(b"NEXT"), data
+            data += await server.readexactly(len(b"NEXT\r\nAFTER\r\n") - len(data))
+            assert data == b"NEXT\r\nAFTER\r\n"
+            await peer.send(b"B" * 11 + b"\r")
+            with pytest.raises(anytcpip.LimitOverrunError):
+                await server.read_str()
+            await peer.send(b"\nNEXT\r\nAFTER\r\n")
+            assert await server.read_str() == "NEXT"
+            assert await server.read_str() == "AFTER"
+
+
+async def test_other_separator_while_discarding(log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_raw_peer(log, limit=4) as (server, peer, _):
+            await peer.send(b"abcdefgXYZZ")
+            with pytest.raises(anytcpip.LimitOverrunError):
+                await server.readuntil(b"XYZZY")
+            async with anyio.create_task_group() as tg:
+                results: list[bytes] = []
+
+                async def read_zz() -> None:
+                    results.append(await server.readuntil(b"ZZ"))
+
+                tg.start_soon(read_zz)
+                await anyio.wait_all_tasks_blocked()
+                await peer.send(b"YokZZ")
+            assert results == [b"okZZ"]
+
+
+async def test_incomplete_after_over_limit_last_line(log: logging.Logger) -> None:
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_raw_peer(log, limit=3) as (server, peer, _):
+            await peer.send(b"AAAAAB")
+            with pytest.raises(anytcpip.LimitOverrunError):
+                await server.readuntil(b"BB")
+            await peer.send_eof()
+            with pytest.raises(anytcpip.IncompleteReadError) as info:
+                await server.readuntil(b"BB")
+            assert info.value.partial == b""
+
+
+@pytest.mark.parametrize("monitor", [0.1, 0], ids=["monitor", "no-monitor"])
+@pytest.mark.parametrize("method", ["read_str", "readuntil"])
+async def test_hangup_noticed_after_limit_overrun(
+    log: logging.Logger, method: str, monitor: float
+) -> None:
+    """A LimitOverrunError does not leave receiving paused."""
+    limit = 1000
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_raw_peer(
+            log, limit=limit, monitor_connection_interval=monitor, linger=0.5
+        ) as (server, peer, recorder):
+            # Several times the limit, so receiving pauses before the read
+            # (the short sleep only lets the bytes arrive).
+            await peer.send(b"A" * (4 * limit) + b"\r\n")
+            await anyio.sleep(0.05)
+            reader = getattr(server, method)
+            with pytest.raises(anytcpip.LimitOverrunError):
+                await reader(*([b"\r\n"] if method == "readuntil" else []))
+            # No more reads: the hangup must be seen all the same.
+            await peer.aclose()
+            if monitor:
+                await recorder.expect(False)
+            else:
+                with pytest.raises((ConnectionError, anytcpip.IncompleteReadError)):
+                    await server.read_str()
+            assert not server.connected

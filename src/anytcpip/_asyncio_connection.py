@@ -10,7 +10,10 @@ other connection; only how bytes move differs.
 
 * Receiving needs no task: the protocol sees data, end-of-stream and resets as
   they happen, so a hangup is noticed at once whether or not anybody reads.
-  Reading is paused while ``limit`` bytes are unread and nobody waits.
+  Reading is paused while ``limit`` bytes are unread and nobody waits. With
+  monitoring off it is also paused until the first read (or probe) wants
+  data, so an unread flood stays in the kernel either way (anyio's own
+  stream would read it all into memory).
 * Every write goes to the transport at once, and the transport (asyncio's and
   uvloop's alike) sends it at once when nothing is buffered before it: only
   what the kernel does not take is buffered, and later writes are appended to
@@ -89,8 +92,7 @@ class AsyncioConnection(Connection):
         transport: Any = getattr(stream, "_transport", None)
         old: Any = getattr(stream, "_protocol", None)
         if (
-            not monitor
-            or not hasattr(old, "read_queue")
+            not hasattr(old, "read_queue")
             or not all(hasattr(transport, name) for name in _TRANSPORT_METHODS)
             or transport.is_closing()
         ):
@@ -172,6 +174,7 @@ class AsyncioConnection(Connection):
             self._resume_reading()
 
     def consumed(self) -> None:
+        self.reads += 1
         if self._read_paused and self._pump_running and len(self.buffer) < self.buffer.limit:
             self._resume_reading()
 
@@ -212,6 +215,7 @@ class AsyncioConnection(Connection):
         pass
 
     def queue(self, data: bytes) -> None:
+        self._reads_at_write = self.reads
         transport = self._transport
         try:
             transport.write(data)

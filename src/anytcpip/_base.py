@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._connection import Connection
+from ._connection import HALF_CLOSE_GRACE, Connection
 from ._constants import (
     DEFAULT_ENCODING,
     DEFAULT_LIMIT,
@@ -25,6 +25,7 @@ from ._constants import (
     DEFAULT_MONITOR_CONNECTION_INTERVAL,
     DEFAULT_TERMINATOR,
 )
+from ._exceptions import LimitOverrunError
 from ._oneshot import OneShot
 
 if sys.version_info >= (3, 11):
@@ -527,8 +528,10 @@ class BaseClientOrServer(abc.ABC):
         deadline = float("inf")
         try:
             if previous is not None:
-                # The previous client's tasks have ended and its last callback
-                # ran; what it was sent may still be draining in its own task.
+                # A new client: the previous one, if half-closed, is done. Its
+                # tasks have ended and its last callback ran; what it was sent
+                # may still be draining in its own task.
+                previous.end_half_open()
                 await self._released(previous).wait()
             if stream_to_wrap is not None:
                 try:
@@ -553,6 +556,10 @@ class BaseClientOrServer(abc.ABC):
                     await conn.lost.wait()
                     self._on_disconnected()
                     await self.call_connect_callback()
+                    if conn.writable:
+                        # The peer half-closed: what we still write (the read
+                        # loop answering its last requests) goes out.
+                        await conn.linger_half_open(HALF_CLOSE_GRACE)
                     # Let a reader woken by the close finish what it was doing.
                     await anyio.lowlevel.checkpoint()
                     tasks.cancel_scope.cancel()
@@ -706,7 +713,11 @@ class BaseClientOrServer(abc.ABC):
     async def _read_message(self, sep: bytes, keep: bool, *, raise_at_eof: bool) -> bytes:
         conn = self._connection()
         if not conn.read_busy:
-            data = conn.buffer.take_until(sep, keep)
+            try:
+                data = conn.buffer.take_until(sep, keep)
+            except LimitOverrunError:
+                conn.consumed()  # receiving goes on: a hangup is still seen
+                raise
             if data is not None:
                 conn.consumed()
                 return data
@@ -765,7 +776,11 @@ class BaseClientOrServer(abc.ABC):
         conn = self._connection()
         terminator = self._terminator
         if not conn.read_busy:
-            data = conn.buffer.take_until(terminator, False)
+            try:
+                data = conn.buffer.take_until(terminator, False)
+            except LimitOverrunError:
+                conn.consumed()  # receiving goes on: a hangup is still seen
+                raise
             if data is not None:
                 conn.consumed()
                 return data.decode(self._encoding)
@@ -827,7 +842,10 @@ class BaseClientOrServer(abc.ABC):
         ------
         ConnectionError
             If not connected (never connected, closed, or the peer's close or
-            a failure has been noticed, including by this write).
+            a failure has been noticed, including by this write). After a
+            plain TCP peer's end-of-stream, writes still work for a short time
+            while one of its requests waits for an answer (see the guide,
+            "Answering a peer that half-closed").
         TypeError
             If ``data`` is not bytes, bytearray or memoryview.
         """

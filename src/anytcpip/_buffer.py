@@ -28,7 +28,16 @@ class ReceiveBuffer:
         reads accept.
     """
 
-    __slots__ = ("_buf", "_discard_sep", "_discarded", "_pos", "_scan", "_scan_sep", "limit")
+    __slots__ = (
+        "_buf",
+        "_discard_sep",
+        "_discard_tail",
+        "_discarded",
+        "_pos",
+        "_scan",
+        "_scan_sep",
+        "limit",
+    )
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -41,7 +50,11 @@ class ReceiveBuffer:
         self._scan = 0
         self._scan_sep = b""
         # Set while the rest of an over-long message is being thrown away.
+        # Meanwhile ``_buf`` is empty (so no read sees any of that message)
+        # and ``_discard_tail`` holds its last bytes, which may be the start
+        # of the separator.
         self._discard_sep: bytes | None = None
+        self._discard_tail = b""
         self._discarded = 0
 
     def __len__(self) -> int:
@@ -57,6 +70,9 @@ class ReceiveBuffer:
 
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
+        if self._discard_sep is not None:
+            self._discard(data)
+            return
         buf = self._buf
         if self._pos:
             if self._pos == len(buf):
@@ -67,32 +83,34 @@ class ReceiveBuffer:
                 self._scan = max(0, self._scan - self._pos)
                 self._pos = 0
         buf += data
-        if self._discard_sep is not None:
-            self._discard()
 
     def clear(self) -> None:
         """Throw away everything buffered (and stop any discarding)."""
         self._buf.clear()
         self._pos = self._scan = 0
         self._discard_sep = None
+        self._discard_tail = b""
 
-    def _discard(self) -> None:
+    def _discard(self, data: bytes) -> None:
+        """Throw ``data`` away up to and including the separator that ends the
+        message being discarded; what follows it is buffered."""
         sep = self._discard_sep
         assert sep is not None
-        buf = self._buf
-        idx = buf.find(sep, self._pos)
+        tail = self._discard_tail
+        if tail:
+            data = tail + data
+        idx = data.find(sep)
         if idx >= 0:
-            self._discarded += idx + len(sep) - self._pos
             end = idx + len(sep)
+            self._discarded += end - len(tail)
             self._discard_sep = None
-        else:
-            # Keep what could be the start of the separator.
-            end = max(self._pos, len(buf) - (len(sep) - 1))
-            self._discarded += end - self._pos
-        # Free what was thrown away at once, so that a long message being
-        # discarded never holds more than about one chunk.
-        del buf[:end]
-        self._pos = self._scan = 0
+            self._discard_tail = b""
+            self._buf += data[end:]
+            return
+        # Keep only what could be the start of the separator (not readable).
+        keep = len(sep) - 1
+        self._discard_tail = bytes(data[-keep:]) if keep else b""
+        self._discarded += len(data) - len(tail)
 
     def _take(self, end: int) -> bytes:
         # One copy (through a memoryview) rather than a bytearray slice and
@@ -154,9 +172,16 @@ class ReceiveBuffer:
         if idx < 0:
             self._scan = len(buf)
             if len(buf) - pos - (len(sep) - 1) > limit:
+                # All of it is part of the over-long message: from now on,
+                # nothing is readable until its separator has gone by.
                 self._discard_sep = sep
                 self._discarded = 0
-                self._discard()
+                self._discard_tail = b""
+                with memoryview(buf) as view:
+                    rest = bytes(view[pos:])
+                buf.clear()
+                self._pos = self._scan = 0
+                self._discard(rest)
                 raise LimitOverrunError(
                     f"message longer than the limit of {limit} bytes; discarding it"
                     f" through its separator {sep!r}",

@@ -23,15 +23,20 @@ How the pieces fit:
   at least) a write lets other tasks run first (a checkpoint), so a writer
   the kernel keeps up with cannot starve them, and cancellation is honoured.
 * **Closing.** Flush what was written, half-close (TLS: close_notify), discard
-  what the peer still sends until its end-of-stream, then close; all of it
-  bounded by ``linger`` seconds, so a peer that never reads or never closes
-  cannot hold ``close()`` for longer.
+  what the peer still sends until its end-of-stream (TLS: its close_notify),
+  then close; all of it bounded by ``linger`` seconds, so a peer that never
+  reads or never closes cannot hold ``close()`` for longer.
+* **Half-closed peers.** After a plain TCP peer's end-of-stream the
+  connection is no longer open (``connected`` is False), but while one of
+  its requests waits for an answer it stays *writable* for a short grace
+  (see :meth:`Connection.linger_half_open`).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,9 +47,10 @@ import anyio.abc
 from anyio.streams.tls import TLSStream
 
 from ._buffer import ReceiveBuffer
-from ._exceptions import is_transport_error, to_connection_error
+from ._exceptions import LimitOverrunError, is_transport_error, to_connection_error
 
 __all__ = (
+    "HALF_CLOSE_GRACE",
     "RECEIVE_CHUNK",
     "WRITE_CALL_COST",
     "WRITE_HIGH_WATER",
@@ -66,6 +72,11 @@ WRITE_HIGH_WATER = 1 << 16
 #: than its length: at least every 64 writes, or every 1 MiB.
 WRITE_YIELD_BUDGET = 1 << 20
 WRITE_CALL_COST = 1 << 14
+
+#: After the peer's end-of-stream with a request unanswered, how long the
+#: connection stays writable after the end-of-stream or the last write (as
+#: long as lsst.ts.tcpip's default monitoring period).
+HALF_CLOSE_GRACE = 0.1
 
 #: With monitoring off, how long a server looks at its connected client's
 #: socket, when another client arrives, for a sign that the first one left.
@@ -134,6 +145,17 @@ class Connection:
         self._write_failure: ConnectionError | None = None
         self._flush_waiter: anyio.Event | None = None
         self._drain_waiter: anyio.Event | None = None
+        # Half-close (see linger_half_open): after the peer's end-of-stream,
+        # writes stay allowed until this is set, or the connection fails or
+        # is closed here.
+        self.half_open_over = False
+        self._half_open_deadline = float("inf")
+        self._half_open_grace = 0.0
+        self._half_open_waiter: anyio.Event | None = None
+        # Reads that returned something, and their number at the last write:
+        # if it changed, a message was read and not answered yet.
+        self.reads = 0
+        self._reads_at_write = 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.peer} open={self.is_open}>"
@@ -200,9 +222,28 @@ class Connection:
         """True while a reader is waiting (later readers must queue behind it)."""
         return self.readers > 0
 
+    @property
+    def writable(self) -> bool:
+        """True while writes are allowed: while open, and after the peer's
+        end-of-stream (plain TCP) until the half-open grace is over."""
+        if self.is_open:
+            return True
+        return (
+            self.eof
+            and not self.half_open_over
+            and self.error is None
+            and not self.closed_here
+            and self.stream is not None
+            and not isinstance(self.stream, TLSStream)
+        )
+
     def _became_unusable(self) -> None:
         self.is_open = False
         self.lost.set()
+        waiter = self._half_open_waiter
+        if waiter is not None:
+            self._half_open_waiter = None
+            waiter.set()
         self._wake_readers()
         self._wake_writers()
         for event in self._write_waiters:
@@ -259,7 +300,8 @@ class Connection:
             scope.cancel()
 
     def consumed(self) -> None:
-        """Let the pump go on if a read made room in the buffer."""
+        """Count a read, and let the pump go on if it made room in the buffer."""
+        self.reads += 1
         waiter = self._space_waiter
         if waiter is not None and len(self.buffer) < self.buffer.limit:
             self._space_waiter = None
@@ -290,6 +332,8 @@ class Connection:
                     return
             if sock is None:
                 chunk = await stream.receive(RECEIVE_CHUNK)
+                if self.closed_here:
+                    return  # closed while receiving: throw it away
                 buffer.feed(chunk)
                 self._wake_readers()
                 # A waiting reader gets a look at this chunk before more
@@ -346,6 +390,8 @@ class Connection:
             self.set_error(to_connection_error(exc))
             return True
         if data:
+            if self.closed_here:
+                return True  # closed at this end: what still comes is thrown away
             self.buffer.feed(data)
             self._wake_readers()
         else:
@@ -373,7 +419,8 @@ class Connection:
             with self._failures_to_state(), anyio.CancelScope() as self._reader_scope:
                 if self.is_open:
                     chunk = await stream.receive(RECEIVE_CHUNK)
-                    self.buffer.feed(chunk)
+                    if not self.closed_here:
+                        self.buffer.feed(chunk)
         finally:
             self._reader_scope = None
 
@@ -423,13 +470,24 @@ class Connection:
             async with self._read_lock:
                 waited = False
                 while True:
-                    result = take()
+                    if self.closed_here:
+                        raise self.not_connected()
+                    try:
+                        result = take()
+                    except LimitOverrunError:
+                        # The over-long message left the buffer: let the
+                        # receiving go on (a hangup must still be noticed).
+                        self.consumed()
+                        raise
                     if result is not None:
                         self.consumed()
                         return result
-                    if self.closed_here or self.error is not None:
+                    if self.error is not None:
                         raise self.not_connected()
                     if self.eof:
+                        # This end has seen all the peer sent: nothing more
+                        # to answer after this.
+                        self.end_half_open()
                         if not waited and not self.buffer:
                             raise self.not_connected()
                         return at_eof(waited)
@@ -481,6 +539,7 @@ class Connection:
         ConnectionError
             If sending at once failed (nothing of ``data`` went out).
         """
+        self._reads_at_write = self.reads
         sock = self._sock
         if sock is not None and not self._out and not self._sending:
             # Nothing queued or being sent: give it to the kernel now, and
@@ -558,16 +617,22 @@ class Connection:
         came. A writer that need not wait still lets other tasks run first
         (the yield budget is spent, see ``WRITE_YIELD_BUDGET``).
         """
-        if not self.is_open:
-            raise self.not_connected()
+        self._check_writable()
         if not (self._out_blocked or self._write_waiters):
             await anyio.lowlevel.checkpoint()
-            if not self.is_open:
-                raise self.not_connected()
+            self._check_writable()
         if self._out_blocked or self._write_waiters:
             await self._wait_turn()
         self._write_budget = WRITE_YIELD_BUDGET
         self._update_write_blocked()
+
+    def _check_writable(self) -> None:
+        """Raise unless a write may go out now. After a plain TCP peer's
+        end-of-stream (half-open), a write also restarts the grace period."""
+        if not self.is_open:
+            if not self.writable:
+                raise self.not_connected()
+            self._half_open_deadline = anyio.current_time() + self._half_open_grace
 
     async def _wait_turn(self) -> None:
         waiters = self._write_waiters
@@ -577,8 +642,7 @@ class Connection:
         try:
             while True:
                 await event.wait()
-                if not self.is_open:
-                    raise self.not_connected()
+                self._check_writable()
                 if not self._out_blocked:
                     return
                 # Blocked again before this writer ran: wait again, still first.
@@ -625,6 +689,40 @@ class Connection:
     def flushed(self) -> bool:
         return not self._out and not self._sending
 
+    async def linger_half_open(self, grace: float) -> None:
+        """After the peer's end-of-stream, keep the connection writable until
+        nothing has been written for ``grace`` seconds, this end closes, a
+        write fails, or :meth:`end_half_open` is called (a read reached the
+        end-of-stream, or the next client came). Returns at once if no
+        request is waiting for an answer: no read returned a message since
+        our last write, and no read is in progress."""
+        if self.reads == self._reads_at_write and not self.readers:
+            self.half_open_over = True
+            return
+        self._half_open_grace = grace
+        self._half_open_deadline = anyio.current_time() + grace
+        try:
+            while self.writable:
+                remaining = self._half_open_deadline - anyio.current_time()
+                if remaining <= 0:
+                    break
+                waiter = self._half_open_waiter = anyio.Event()
+                with anyio.move_on_after(remaining):
+                    await waiter.wait()
+        finally:
+            self.half_open_over = True
+            self._half_open_waiter = None
+
+    def end_half_open(self) -> None:
+        """Stop allowing writes after the peer's end-of-stream (nothing more
+        is expected: the read loop ended, or the next client came)."""
+        if not self.half_open_over:
+            self.half_open_over = True
+            waiter = self._half_open_waiter
+            if waiter is not None:
+                self._half_open_waiter = None
+                waiter.set()
+
     async def wait_flushed(self) -> None:
         """Wait until everything queued has been handed to the kernel, or the
         link failed."""
@@ -656,17 +754,60 @@ class Connection:
     async def _goodbye(self, stream: anyio.abc.ByteStream) -> None:
         try:
             if isinstance(stream, TLSStream):
-                await stream.aclose()
-                return
-            await stream.send_eof()
+                if not await _send_close_notify(stream):
+                    await stream.aclose()
+                    return
+            else:
+                await stream.send_eof()
             if not self.eof:
                 # A reader receiving for itself was cancelled by the close and
                 # is on its way out; the lock makes sure it is gone.
                 async with self._read_lock:
                     while True:
                         await stream.receive(RECEIVE_CHUNK)
-        except anyio.EndOfStream:
-            pass
+        except (anyio.EndOfStream, ssl.SSLZeroReturnError):
+            pass  # the peer's end (TLS: its close_notify)
         except Exception as exc:
             if not is_transport_error(exc):
                 raise
+
+
+async def _send_close_notify(stream: TLSStream) -> bool:
+    """Send our TLS close_notify without waiting for the peer's.
+
+    ``TLSStream.aclose()`` sends it and then waits for the peer's, and fails
+    (``APPLICATION_DATA_AFTER_CLOSE_NOTIFY``) if application data comes first;
+    the socket is then closed with unread data, which makes the kernel reset
+    the connection and the peer lose what we sent. After this, the caller
+    reads (and throws away) what the peer still sends, up to its close_notify.
+
+    Returns False if the stream is not one this can handle (it uses anyio's
+    TLSStream internals); the caller then falls back to ``aclose()``.
+    """
+    ssl_object = getattr(stream, "_ssl_object", None)
+    write_bio = getattr(stream, "_write_bio", None)
+    if not isinstance(ssl_object, ssl.SSLObject) or not isinstance(write_bio, ssl.MemoryBIO):
+        return False
+    if getattr(stream, "standard_compatible", True):
+        try:
+            # Records already received but not decrypted (a receive was
+            # cancelled by the close) are application data: the shutdown
+            # would fail on them, so throw them away first.
+            while ssl_object.read(RECEIVE_CHUNK):
+                pass
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLZeroReturnError):
+            pass
+        except ssl.SSLError:
+            return True  # the session is broken; nothing more to send
+        try:
+            ssl_object.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass  # expected: the peer's close_notify has not come yet
+        except ssl.SSLError:
+            return True  # the session is broken; nothing more to send
+        data = write_bio.read()
+        if data:
+            await stream.transport_stream.send(data)
+    else:
+        await stream.transport_stream.send_eof()
+    return True

@@ -170,11 +170,15 @@ class OneClientReadLoopServer(OneClientServer):
         """
         conn = self._conn
         try:
-            while conn is not None and conn.is_open:
+            # After the client's end-of-stream, go on while writes are still
+            # allowed: what it sent before it half-closed gets its replies.
+            while conn is not None and conn.writable:
                 await self.read_and_dispatch()
         except Exception as exc:
             if conn is None or not conn.is_open:
                 self.log.debug("read loop ended: the client went away (%r)", exc)
+                if conn is not None:
+                    conn.end_half_open()
                 return
             self.log.exception("read_and_dispatch failed; closing the client")
             await self.close_client()
