@@ -13,7 +13,13 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import anyio
-import pytest
+
+try:
+    import pytest
+except ImportError as exc:  # pragma: no cover - tested in a subprocess
+    raise ImportError(
+        "anytcpip.testing needs pytest, which anytcpip does not install: pip install pytest"
+    ) from exc
 
 from ._base import BaseClientOrServer
 from ._client import Client
