@@ -69,8 +69,8 @@ class ConnectRecorder:
     """Records the :attr:`~BaseClientOrServer.connected` value seen by each call
     of a connect callback, for tests to check in order.
 
-    Pass :meth:`callback` as ``connect_callback=``, then
-    ``await recorder.assert_next(True)``.
+    Pass the bound method ``recorder.callback`` itself (do not call it) as
+    ``connect_callback=``, then ``await recorder.assert_next(True)``.
     """
 
     def __init__(self) -> None:
