@@ -339,7 +339,12 @@ async def test_plain_client_to_a_tls_server_says_what_happened(
                 status, _, client_err = await client.finish()
             server_line = await server.err_line()
             server.process.kill()
-    assert status == 1, client_err
+    # Dropped at once it counts as turned away (1); later (a slow handshake
+    # failure under load), as closed by the server before it sent anything (0).
+    # Either way the client suggests --tls.
+    assert status in (0, 1), client_err
+    expected = "turned this connection away" if status == 1 else "before it sent anything"
+    assert expected in client_err, client_err
     assert "connect with --tls" in client_err, client_err
     assert "did not complete the TLS handshake" in server_line, server_line
     assert "is it connecting without TLS?" in server_line
