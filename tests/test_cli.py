@@ -346,6 +346,7 @@ async def test_plain_client_to_a_tls_server_says_what_happened(
     expected = "turned this connection away" if status == 1 else "before it sent anything"
     assert expected in client_err, client_err
     assert "connect with --tls" in client_err, client_err
+    assert server_line.startswith("a client at 127.0.0.1:"), server_line
     assert "did not complete the TLS handshake" in server_line, server_line
     assert "is it connecting without TLS?" in server_line
     assert "Traceback" not in client_err

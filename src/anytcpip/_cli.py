@@ -29,6 +29,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import ssl
 import sys
 import threading
@@ -506,8 +507,11 @@ class _SetupFailureNote(logging.Filter):
             and isinstance(args[1], BaseException)
         ):
             return True
-        peer, exc = args[0], args[1]
+        peer, exc = str(args[0]), args[1]
         assert isinstance(exc, BaseException)
+        match = re.fullmatch(r"\('([^']*)', (\d+)(?:, \d+, \d+)?\)", peer)
+        if match:  # the server gives the address as str((host, port))
+            peer = _address(match.group(1), int(match.group(2)))
         _status(
             f"a client at {peer} did not complete the TLS handshake ({_reason(exc)}); "
             "dropped it (is it connecting without TLS?)"
