@@ -841,7 +841,8 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     _out("")
     _out(f"done: the same code ran on {names}")
     if args.backend is None:
-        missing = [name for name in ("uvloop", "trio") if not _backend_installed(name)]
+        candidates = ("trio",) if sys.platform == "win32" else ("uvloop", "trio")  # no uvloop there
+        missing = [name for name in candidates if not _backend_installed(name)]
         if missing:
             extras = ",".join(missing)
             _out(
