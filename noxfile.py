@@ -1,11 +1,20 @@
-"""Developer sessions: tests, lint, typecheck, docs, bench, soak."""
+"""Developer sessions: tests, anyio_floor, lint, typecheck, docs, bench, soak.
+
+A Python that is not installed fails its session (it is not skipped): a run
+that tested nothing must not pass. ``.ci/run`` is what CI runs (plain bash,
+without nox); these sessions run the same commands.
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "anyio_floor", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
@@ -23,6 +32,28 @@ def tests(session: nox.Session) -> None:
     """Run the test suite on every backend."""
     _install(session, "test")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+def _anyio_floor() -> str:
+    text = Path(__file__).with_name("pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'"anyio>=([0-9][0-9.]*)', text)
+    if match is None:
+        raise RuntimeError("no anyio>=X in pyproject.toml")
+    return match.group(1)
+
+
+@nox.session(python="3.12")
+def anyio_floor(session: nox.Session) -> None:
+    """Run the tests (less the slow ones) with the lowest anyio allowed."""
+    _install(session, "test")
+    session.install(f"anyio=={_anyio_floor()}")
+    args = session.posargs or [
+        "-m",
+        "not soak and not slow",
+        "-k",
+        "not soak_short and not connect_close_cycles",
+    ]
+    session.run("python", "-m", "pytest", *args)
 
 
 @nox.session
@@ -59,4 +90,6 @@ def soak(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation with warnings as errors."""
     _install(session, "docs")
-    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    session.run(
+        "sphinx-build", "-n", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
+    )

@@ -8,8 +8,12 @@ the command line, through its ``--backend`` option.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import json
+import logging
+import os
 import re
 import signal
 import socket
@@ -18,13 +22,14 @@ import sys
 import types
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+import anytcpip
 from anytcpip import _cli
 
 #: ``--backend`` values installed here (what the command line runs on).
@@ -126,6 +131,7 @@ async def serving(*args: str) -> AsyncIterator[tuple[Proc, int]]:
 # ---------------------------------------------------------------------- demo
 
 
+@pytest.mark.slow
 @pytest.mark.no_fd_check
 def test_demo_runs_on_every_backend() -> None:
     result = subprocess.run(
@@ -153,6 +159,7 @@ def test_demo_runs_on_every_backend() -> None:
 # ---------------------------------------------------------- serve + connect
 
 
+@pytest.mark.slow
 async def test_serve_echo_and_connect(cli_backend: str) -> None:
     with anyio.fail_after(TIMEOUT):
         async with serving("--echo", "--backend", cli_backend) as (server, port):
@@ -190,6 +197,7 @@ async def test_serve_echo_and_connect(cli_backend: str) -> None:
             assert "Traceback" not in err
 
 
+@pytest.mark.slow
 async def test_connect_to_a_ts_tcpip_style_crlf_peer(cli_backend: str) -> None:
     """A peer that speaks the original library's line protocol: CRLF-terminated
     UTF-8 strings (here JSON replies); it hangs up after ``bye``, and the
@@ -242,6 +250,7 @@ async def test_connect_to_a_ts_tcpip_style_crlf_peer(cli_backend: str) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 async def test_custom_terminator_and_encoding(cli_backend: str) -> None:
     with anyio.fail_after(TIMEOUT):
         args = ("--terminator", r"\x00", "--encoding", "latin-1", "--backend", cli_backend)
@@ -274,6 +283,75 @@ async def test_ctrl_c_stops_serve_cleanly(cli_backend: str) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
+async def test_ctrl_c_stops_connect_cleanly(cli_backend: str) -> None:
+    """Ctrl-C in ``connect`` (waiting for input and for messages) exits 130
+    without a traceback, on Python 3.10 too, and closes the connection in
+    order."""
+    with anyio.fail_after(TIMEOUT):
+        multi = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        async with multi:
+            listener = cast(anyio.abc.SocketListener, multi.listeners[0])
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            async with run_cli(
+                "connect", "127.0.0.1", str(port), "--backend", cli_backend
+            ) as client:
+                peer = await listener.accept()
+                async with peer:
+                    assert (await client.err_line()).startswith("connected to")
+                    await peer.send(b"hi\r\n")
+                    assert await client.out_line() == "hi"
+                    client.process.send_signal(signal.SIGINT)
+                    status, _, err = await client.finish()
+                    with pytest.raises(anyio.EndOfStream):
+                        await peer.receive()
+    assert status == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+async def test_a_second_client_is_told_it_was_turned_away(cli_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving("--backend", cli_backend) as (server, port):
+            async with await anyio.connect_tcp("127.0.0.1", port) as first:
+                assert (await server.err_line()) == "client connected"
+                async with run_cli(
+                    "connect", "127.0.0.1", str(port), "--backend", cli_backend
+                ) as second:
+                    status, out, err = await second.finish()
+                await first.send(b"still served\r\n")
+                assert await server.out_line() == "still served"
+            await server.finish()
+    assert (status, out) == (1, ""), err
+    assert "error: the server turned this connection away" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+async def test_plain_client_to_a_tls_server_says_what_happened(
+    tls_files: dict[str, str],
+) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving("--certfile", tls_files["chain"]) as (server, port):
+            async with run_cli("connect", "127.0.0.1", str(port), "--wait", "5") as client:
+                await client.send(b"hello\n")
+                status, _, client_err = await client.finish()
+            server_line = await server.err_line()
+            server.process.kill()
+    # Dropped at once it counts as turned away (1); later (a slow handshake
+    # failure under load), as closed by the server before it sent anything (0).
+    # Either way the client suggests --tls.
+    assert status in (0, 1), client_err
+    expected = "turned this connection away" if status == 1 else "before it sent anything"
+    assert expected in client_err, client_err
+    assert "connect with --tls" in client_err, client_err
+    assert server_line.startswith("a client at 127.0.0.1:"), server_line
+    assert "did not complete the TLS handshake" in server_line, server_line
+    assert "is it connecting without TLS?" in server_line
+    assert "Traceback" not in client_err
+
+
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     trustme = pytest.importorskip("trustme")
@@ -286,6 +364,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {name: str(p) for name, p in files.items()}
 
 
+@pytest.mark.slow
 async def test_tls_serve_and_connect(cli_backend: str, tls_files: dict[str, str]) -> None:
     with anyio.fail_after(TIMEOUT):
         async with serving(
@@ -313,6 +392,7 @@ async def test_tls_serve_and_connect(cli_backend: str, tls_files: dict[str, str]
     assert out == "secret\n"
 
 
+@pytest.mark.slow
 async def test_tls_connect_rejects_an_unknown_certificate(tls_files: dict[str, str]) -> None:
     with anyio.fail_after(TIMEOUT):
         async with serving("--certfile", tls_files["chain"]) as (server, port):
@@ -351,7 +431,15 @@ def refused_port() -> Iterator[int]:
         (["serve", "--backend", "curio"], "invalid choice: 'curio'"),
         (["serve", "--tls"], "--tls needs --certfile"),
         (["serve", "--certfile", "/nonexistent/cert.pem"], "could not load the TLS files"),
-        (["connect", "127.0.0.1", "1", "--cafile", "/nonexistent.pem"], "could not load"),
+        (
+            ["connect", "127.0.0.1", "1", "--cafile", "/nonexistent.pem"],
+            "could not load the TLS files: --cafile /nonexistent.pem: no such file",
+        ),
+        (
+            ["serve", "--certfile", "/no/cert.pem"],
+            "could not load the TLS files: --certfile /no/cert.pem: no such file",
+        ),
+        (["demo", "--backend", "nope"], "invalid choice: 'nope'"),
         (["connect", "127.0.0.1", "1", "--wait", "-1"], "must be >= 0"),
         (["connect", "127.0.0.1"], "required: port"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -388,6 +476,7 @@ def test_address_in_use(cli_backend: str, capsys: pytest.CaptureFixture[str]) ->
     assert err.startswith(f"error: could not listen on 127.0.0.1:{port}: "), err
 
 
+@pytest.mark.slow
 @pytest.mark.no_fd_check
 def test_errors_have_no_traceback_in_a_real_process(refused_port: int) -> None:
     for argv, status in [
@@ -404,6 +493,101 @@ def test_errors_have_no_traceback_in_a_real_process(refused_port: int) -> None:
         assert result.returncode == status, result.stderr
         assert "error:" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"anytcpip {anytcpip.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbosity"),
+    [
+        (["serve"], 0),
+        (["-v", "serve"], 1),
+        (["serve", "-v"], 1),
+        (["-v", "serve", "-v"], 2),
+        (["connect", "-vv", "host", "1"], 2),
+        (["demo", "--verbose"], 1),
+    ],
+)
+def test_verbose_before_or_after_the_subcommand(argv: list[str], verbosity: int) -> None:
+    parser, _ = _cli.build_parser()
+    args = parser.parse_args(argv)
+    assert args.verbose + args.sub_verbose == verbosity
+
+
+def test_logging_is_configured_for_anytcpip_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """-vv shows anytcpip's debug records and leaves the root logger alone (no
+    asyncio debug noise); main() puts the anytcpip logger back afterwards."""
+    root = logging.getLogger()
+    anytcpip_logger = logging.getLogger("anytcpip")
+    before = (root.level, list(root.handlers), anytcpip_logger.level)
+    seen: list[str] = []
+
+    class Spy(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.name)
+
+    spy = Spy(logging.DEBUG)
+    anytcpip_logger.addHandler(spy)
+    try:
+        status = _cli.main(["demo", "--backend", "asyncio", "-vv"])
+    finally:
+        anytcpip_logger.removeHandler(spy)
+    assert status == 0
+    assert (root.level, list(root.handlers), anytcpip_logger.level) == before
+    assert seen, "-vv logs anytcpip's records"
+    assert all(name.startswith("anytcpip") for name in seen)
+    err = capsys.readouterr().err
+    assert "INFO anytcpip.cli" in err
+    assert "asyncio:" not in err
+
+
+def test_received_messages_are_marked_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    args = argparse.Namespace(encoding="utf-8", json=True, mark=True)
+    _cli._show(b"plain", args)
+    _cli._show(b'{"a": 1}', args)
+    _cli._show(b"\xff", args)
+    assert capsys.readouterr().out == "< plain\n< {\n<   \"a\": 1\n< }\n< b'\\xff'\n"
+    args.mark = False
+    _cli._show(b"plain", args)
+    assert capsys.readouterr().out == "plain\n"
+
+
+def test_serve_does_not_read_the_terminal_in_the_background(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``serve ... &`` would stop at once (SIGTTIN) if it read the terminal."""
+    parser, _ = _cli.build_parser()
+    fake_stdin = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    monkeypatch.setattr(fake_stdin, "fileno", lambda: 0)
+    monkeypatch.setattr(sys, "stdin", fake_stdin)
+    monkeypatch.setattr(os, "isatty", lambda fd: True)
+    monkeypatch.setattr(os, "getpgrp", lambda: 1000)
+    foreground = [1000]
+    monkeypatch.setattr(os, "tcgetpgrp", lambda fd: foreground[0])
+    assert _cli._read_stdin(parser.parse_args(["serve"]))
+    assert not _cli._read_stdin(parser.parse_args(["serve", "--no-stdin"]))
+    assert capsys.readouterr().err == ""
+    foreground[0] = 2000  # another process group has the terminal
+    assert not _cli._read_stdin(parser.parse_args(["serve"]))
+    assert "running in the background: not reading the terminal" in capsys.readouterr().err
+
+
+def test_demo_names_the_backends_that_are_not_installed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "trio", None)
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert _cli.main(["demo", "--backend", "trio"]) == 2
+    assert "pip install 'anytcpip[trio]'" in capsys.readouterr().err
+    assert _cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "on asyncio\n" in out
+    assert "[asyncio] str:" in out
+    assert "uvloop and trio not installed here" in out
+    assert "pip install 'anytcpip[uvloop,trio]'" in out
 
 
 def test_help_is_clean(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLES = DOCS / "examples"
 
 #: Examples that are test modules rather than programs.
-_TEST_EXAMPLES = ("testing_class", "testing_fixtures")
+_TEST_EXAMPLES = ("testing_class", "testing_fixtures", "testing_client")
 
 
 def _load(stem: str) -> ModuleType:
@@ -50,6 +50,7 @@ async def test_example_runs(stem: str) -> None:
 # The testing guide's examples, collected here as tests (on every backend).
 TestEchoServerFromDocs = _load("testing_class").TestEchoServer
 test_echo_with_plugin_fixtures_from_docs = _load("testing_fixtures").test_echo
+test_client_against_the_test_server_from_docs = _load("testing_client").test_mount_client_moves
 
 
 def test_examples_are_in_the_docs() -> None:

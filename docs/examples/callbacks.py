@@ -21,7 +21,9 @@ async def main() -> None:
         if not client.connected:
             lost.set()
 
-    async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server:
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+    ) as server:
         async with anytcpip.Client(
             host=anytcpip.LOCALHOST_IPV4,
             port=server.port,

@@ -13,7 +13,9 @@ log = logging.getLogger("ipv6")
 
 async def main() -> None:
     # An IPv6 address works wherever an IPv4 one does.
-    async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV6, port=0, log=log) as server:
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV6, port=0, log=log
+    ) as server:
         async with anytcpip.Client(
             host=anytcpip.LOCALHOST_IPV6, port=server.port, log=log
         ) as client:

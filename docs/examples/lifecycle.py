@@ -32,7 +32,9 @@ class Controller:
 
 
 async def main() -> None:
-    async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server:
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+    ) as server:
         async with anyio.create_task_group() as tg:
             controller = Controller(tg)
             await controller.do_enable(anytcpip.LOCALHOST_IPV4, server.port)

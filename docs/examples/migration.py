@@ -23,7 +23,9 @@ async def start_task_and_wait_for() -> None:
     async with EchoServer(port=0, log=log) as server:
         # Listening already; start_task is done (and still awaitable).
         await server.start_task
-        async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
+        async with anytcpip.Client(
+            host=server.host, port=server.port, log=log
+        ) as client:
             await client.start_task  # connected already
             await server.connected_task
             with anyio.fail_after(1):  # was: asyncio.wait_for(..., timeout=1)
@@ -108,7 +110,9 @@ async def port_zero_on_every_interface() -> None:
 async def main() -> None:
     await start_task_and_wait_for()
     await placeholder_client()
-    async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server:
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+    ) as server:
         await tasks_from_connect_callback(server)
     await close_stream_on_plain_streams()
     await port_zero_on_every_interface()

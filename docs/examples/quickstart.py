@@ -12,7 +12,9 @@ log = logging.getLogger("quickstart")
 
 
 async def main() -> None:
-    async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server:
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+    ) as server:
         # port=0 picked a free port; server.port tells which.
         async with anytcpip.Client(
             host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log

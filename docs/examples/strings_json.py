@@ -13,7 +13,9 @@ log = logging.getLogger("strings")
 
 
 async def main() -> None:
-    async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server:
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4, port=0, log=log
+    ) as server:
         async with anytcpip.Client(
             host=anytcpip.LOCALHOST_IPV4,
             port=server.port,

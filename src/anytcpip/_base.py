@@ -256,7 +256,7 @@ class BaseClientOrServer(abc.ABC):
 
     @property
     def connected(self) -> bool:
-        """True while connected: False as soon as a hangup or reset is seen
+        """True while connected; False as soon as a hangup or reset is seen
         (with monitoring on, whether or not anybody is reading)."""
         conn = self._conn
         return conn is not None and conn.is_open

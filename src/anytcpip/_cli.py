@@ -11,21 +11,25 @@ Subcommands:
 ``bench``
     The benchmarks (provided by ``anytcpip._bench``, imported only when used).
 
-Messages go to stdout, one per line; everything else (status, errors) goes to
-stderr, so the output of ``serve`` and ``connect`` can be piped. Exit status:
-0 on success (also when the peer closes the connection), 1 on a runtime error,
-2 on bad arguments, 130 when interrupted by Ctrl-C.
+Messages go to stdout, one per line (marked ``< `` when stdout is a
+terminal); everything else (status, errors) goes to stderr, so the output of
+``serve`` and ``connect`` can be piped. Exit status: 0 on success (also when
+the peer closes the connection), 1 on a runtime error (also when the server
+turns the connection away), 2 on bad arguments, 130 when interrupted by
+Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import codecs
 import ctypes
 import importlib
 import json
 import logging
 import os
+import re
 import ssl
 import sys
 import threading
@@ -38,6 +42,7 @@ import anyio.abc
 from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectSendStream
 
+from . import __version__
 from ._base import BaseClientOrServer
 from ._client import Client
 from ._constants import (
@@ -65,7 +70,37 @@ BACKENDS: dict[str, tuple[str, dict[str, Any], str]] = {
 
 _log = logging.getLogger("anytcpip.cli")
 
+#: A connection the server closes this soon after it was made, before either
+#: end sent anything, was turned away (seconds).
+TURNED_AWAY_WITHIN = 1.0
+
 T = TypeVar("T")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes log records to whatever ``sys.stderr`` is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+#: The handler of the ``anytcpip`` logger while the command line runs.
+_handler = _StderrHandler()
+_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+
+def _configure_logging(verbosity: int) -> None:
+    """Log anytcpip's records at the level ``-v`` asks for, to stderr.
+
+    Only the ``anytcpip`` logger is configured (not the root logger), so
+    ``-vv`` does not bring asyncio's or other libraries' debug output.
+    """
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logger = logging.getLogger("anytcpip")
+    logger.setLevel(level)
+    if _handler not in logger.handlers:
+        logger.addHandler(_handler)
 
 
 class CLIError(Exception):
@@ -76,8 +111,17 @@ class CLIError(Exception):
 
 
 def _out(text: str) -> None:
-    """Write one received message to stdout."""
+    """Write one line of output to stdout."""
     print(text, flush=True)
+
+
+def _mark_received() -> bool:
+    """Whether received messages are marked ``< `` (stdout is a terminal, where
+    they would otherwise look like the lines typed to send)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _status(text: str) -> None:
@@ -192,6 +236,11 @@ def _backend_installed(name: str) -> bool:
     return True
 
 
+def _not_installed(name: str) -> str:
+    extra = "uvloop" if name == "uvloop" else "trio"
+    return f"backend {name!r} is not installed (pip install 'anytcpip[{extra}]')"
+
+
 def available_backends() -> list[tuple[str, str, dict[str, Any]]]:
     """``(label, anyio backend, backend options)`` for every backend installed
     here: asyncio always, asyncio+uvloop and trio when they can be imported."""
@@ -217,6 +266,17 @@ def _find(exc: BaseException, kind: type[T]) -> T | None:
     return None
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by :func:`anyio.run`, means Ctrl-C.
+
+    On Python 3.10, asyncio has no ``Task.uncancel`` and anyio's runner lets
+    the cancellation of the main task that Ctrl-C caused escape as
+    :exc:`asyncio.CancelledError` instead of :exc:`KeyboardInterrupt`. Nothing
+    else cancels the main task from outside, so that means Ctrl-C too.
+    """
+    return _find(exc, KeyboardInterrupt) is not None or isinstance(exc, asyncio.CancelledError)
+
+
 def _run(
     parser: argparse.ArgumentParser,
     args: argparse.Namespace,
@@ -224,13 +284,12 @@ def _run(
 ) -> int:
     name = args.backend
     if not _backend_installed(name):
-        extra = "uvloop" if name == "uvloop" else "trio"
-        parser.error(f"backend {name!r} is not installed (pip install 'anytcpip[{extra}]')")
+        parser.error(_not_installed(name))
     backend, options, _module = BACKENDS[name]
     try:
         status: int = anyio.run(func, args, backend=backend, backend_options=dict(options))
     except BaseException as exc:
-        if _find(exc, KeyboardInterrupt) is not None:
+        if _interrupted(exc):
             _status("interrupted")
             return EXIT_INTERRUPTED
         error = _find(exc, CLIError)
@@ -330,10 +389,11 @@ def _encode_line(line: bytes, args: argparse.Namespace) -> bytes | None:
 
 def _show(message: bytes, args: argparse.Namespace, *, partial: bool = False) -> None:
     """Print one received message (without its terminator)."""
+    mark = "< " if getattr(args, "mark", False) else ""
     try:
         text = message.decode(args.encoding)
     except UnicodeDecodeError:
-        _out(repr(message))
+        _out(mark + repr(message))
         _status(f"(the message above is not valid {args.encoding}; shown as bytes)")
         return
     if args.json:
@@ -343,6 +403,8 @@ def _show(message: bytes, args: argparse.Namespace, *, partial: bool = False) ->
             pass
         else:
             text = json.dumps(data, indent=2, ensure_ascii=False)
+    if mark:
+        text = "\n".join(mark + line for line in text.split("\n"))
     _out(text)
     if partial:
         _status("(the message above ended without a terminator)")
@@ -366,6 +428,8 @@ async def _print_incoming(
             data = await obj.readuntil(terminator)
         except IncompleteReadError as exc:
             if exc.partial:
+                if on_message is not None:
+                    on_message()
                 _show(exc.partial, args, partial=True)
             return None
         except LimitOverrunError:
@@ -394,20 +458,106 @@ def _server_tls(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ss
             parser.error("--keyfile and --cafile need --certfile")
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    _load_chain(parser, context, args)
+    if args.cafile:
+        _load_tls_file(parser, "--cafile", args.cafile, context.load_verify_locations)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _load_tls_file(
+    parser: argparse.ArgumentParser, option: str, path: str, load: Callable[[str], object]
+) -> None:
+    """``load(path)``; on failure, exit with a usage error that names the file."""
+    if not os.path.exists(path):
+        parser.error(f"could not load the TLS files: {option} {path}: no such file")
+    try:
+        load(path)
+    except (OSError, ssl.SSLError) as exc:
+        parser.error(f"could not load the TLS files: {option} {path}: {_reason(exc)}")
+
+
+def _load_chain(
+    parser: argparse.ArgumentParser, context: ssl.SSLContext, args: argparse.Namespace
+) -> None:
+    """Load ``--certfile`` (and ``--keyfile``) into ``context``, naming the file
+    that could not be loaded."""
+    for option, path in (("--certfile", args.certfile), ("--keyfile", args.keyfile)):
+        if path is not None and not os.path.exists(path):
+            parser.error(f"could not load the TLS files: {option} {path}: no such file")
     try:
         context.load_cert_chain(args.certfile, args.keyfile)
-        if args.cafile:
-            context.load_verify_locations(cafile=args.cafile)
-            context.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
-        parser.error(f"could not load the TLS files: {_reason(exc)}")
-    return context
+        files = args.certfile if args.keyfile is None else f"{args.certfile} and {args.keyfile}"
+        parser.error(f"could not load the TLS files: {files}: {_reason(exc)}")
+
+
+class _SetupFailureNote(logging.Filter):
+    """Turns the server's log record of a connection it could not set up (a
+    failed TLS handshake: a plain TCP client, say) into a status line that says
+    what happened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (
+            isinstance(record.msg, str)
+            and record.msg.startswith("could not set up the connection from")
+            and isinstance(args, tuple)
+            and len(args) == 2
+            and isinstance(args[1], BaseException)
+        ):
+            return True
+        peer, exc = str(args[0]), args[1]
+        assert isinstance(exc, BaseException)
+        match = re.fullmatch(r"\('([^']*)', (\d+)(?:, \d+, \d+)?\)", peer)
+        if match:  # the server gives the address as str((host, port))
+            peer = _address(match.group(1), int(match.group(2)))
+        _status(
+            f"a client at {peer} did not complete the TLS handshake ({_reason(exc)}); "
+            "dropped it (is it connecting without TLS?)"
+        )
+        return False
+
+
+def _in_background(fd: int) -> bool:
+    """Whether ``fd`` is a terminal this process is in the background of (where
+    reading it would stop the process with SIGTTIN)."""
+    try:
+        return os.isatty(fd) and os.tcgetpgrp(fd) != os.getpgrp()
+    except (AttributeError, OSError):  # no job control (Windows), or no terminal
+        return False
+
+
+def _read_stdin(args: argparse.Namespace) -> bool:
+    """Whether ``serve`` should send the lines typed on stdin to the client."""
+    if args.no_stdin:
+        return False
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if _in_background(fd):
+        _status("running in the background: not reading the terminal (see --no-stdin)")
+        return False
+    return True
 
 
 async def _serve(args: argparse.Namespace) -> int:
     async def on_change(server: OneClientServer) -> None:
         _status("client connected" if server.connected else "client disconnected")
 
+    # On the handler: the server logs through a child of _log.
+    note = _SetupFailureNote()
+    _handler.addFilter(note)
+    try:
+        return await _serve_until_done(args, on_change)
+    finally:
+        _handler.removeFilter(note)
+
+
+async def _serve_until_done(
+    args: argparse.Namespace, on_change: Callable[[OneClientServer], Awaitable[None]]
+) -> int:
     host = None if args.host == "*" else args.host
     server = OneClientServer(
         host=host,
@@ -430,7 +580,8 @@ async def _serve(args: argparse.Namespace) -> int:
         _status(f"listening on {where}{tls}; Ctrl-C to stop")
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_stdin_to_server, server, args)
+            if _read_stdin(args):
+                tg.start_soon(_stdin_to_server, server, args)
             while True:
                 await server.connected_task
                 failure = await _print_incoming(server, args, echo=args.echo)
@@ -478,13 +629,10 @@ def _client_tls(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ss
     if args.keyfile and not args.certfile:
         parser.error("--keyfile needs --certfile")
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    try:
-        if args.cafile:
-            context.load_verify_locations(cafile=args.cafile)
-        if args.certfile:
-            context.load_cert_chain(args.certfile, args.keyfile)
-    except (OSError, ssl.SSLError) as exc:
-        parser.error(f"could not load the TLS files: {_reason(exc)}")
+    if args.cafile:
+        _load_tls_file(parser, "--cafile", args.cafile, context.load_verify_locations)
+    if args.certfile:
+        _load_chain(parser, context, args)
     if args.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -513,15 +661,20 @@ async def _connect(args: argparse.Namespace) -> int:
         _status(f"connected to {where}{tls}; type lines to send, Ctrl-D or Ctrl-C to quit")
 
         outcome: list[str] = []
-        last_message = [anyio.current_time()]
+        connected_at = anyio.current_time()
+        last_message = [connected_at]
+        received = [0]
+        ended_at = [connected_at]
 
         def on_message() -> None:
             last_message[0] = anyio.current_time()
+            received[0] += 1
 
         async with anyio.create_task_group() as tg:
 
             async def receive() -> None:
                 failure = await _print_incoming(client, args, echo=False, on_message=on_message)
+                ended_at[0] = anyio.current_time()
                 outcome.append("closed" if failure is None else failure)
                 tg.cancel_scope.cancel()
 
@@ -539,8 +692,18 @@ async def _connect(args: argparse.Namespace) -> int:
     if not outcome:
         _status(f"end of input; closed the connection to {where}")
         return EXIT_OK
+    tls_hint = "" if args.ssl_context is not None else "; if it expects TLS, connect with --tls"
+    if received[0] == 0 and ended_at[0] - connected_at <= TURNED_AWAY_WITHIN:
+        raise CLIError(
+            f"the server turned this connection away: {where} ended it at once, before "
+            "sending anything (a one-client server does that while it serves another "
+            f"client{tls_hint})"
+        )
     if outcome[0] == "closed":
-        _status(f"connection closed by {where}")
+        if received[0] == 0:
+            _status(f"connection closed by {where} before it sent anything{tls_hint}")
+        else:
+            _status(f"connection closed by {where}")
         return EXIT_OK
     raise CLIError(f"connection to {where} lost: {outcome[0]}")
 
@@ -661,7 +824,7 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     backends = available_backends()
     if args.backend is not None:
         if not _backend_installed(args.backend):
-            parser.error(f"backend {args.backend!r} is not installed")
+            parser.error(_not_installed(args.backend))
         wanted = {"asyncio": "asyncio", "uvloop": "asyncio+uvloop", "trio": "trio"}[args.backend]
         backends = [b for b in backends if b[0] == wanted]
     names = ", ".join(label for label, _, _ in backends)
@@ -670,11 +833,22 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _out("")
         try:
             anyio.run(_demo_once, label, backend=backend, backend_options=options)
-        except KeyboardInterrupt:
-            _status("interrupted")
-            return EXIT_INTERRUPTED
+        except BaseException as exc:
+            if _interrupted(exc):
+                _status("interrupted")
+                return EXIT_INTERRUPTED
+            raise
     _out("")
     _out(f"done: the same code ran on {names}")
+    if args.backend is None:
+        candidates = ("trio",) if sys.platform == "win32" else ("uvloop", "trio")  # no uvloop there
+        missing = [name for name in candidates if not _backend_installed(name)]
+        if missing:
+            extras = ",".join(missing)
+            _out(
+                f"{' and '.join(missing)} not installed here; to run on them too: "
+                f"pip install 'anytcpip[{extras}]'"
+            )
     return EXIT_OK
 
 
@@ -728,6 +902,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (-vv for debug)"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     subs: dict[str, argparse.ArgumentParser] = {}
 
@@ -765,6 +940,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         action="store_true",
         help="serve the next client when one leaves",
     )
+    serve.add_argument(
+        "--no-stdin",
+        action="store_true",
+        help="do not read stdin (lines typed are not sent); the default when "
+        "running in the background of a terminal",
+    )
     _add_common(serve)
     subs["serve"] = serve
 
@@ -799,6 +980,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         description="Benchmarks against ts_tcpip (when importable) and raw streams.",
     )
     subs["bench"] = bench
+    for subparser in subs.values():
+        # -v after the subcommand too (added up with those before it).
+        subparser.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=0,
+            dest="sub_verbose",
+            help="log more (-vv for debug)",
+        )
     return parser, subs
 
 
@@ -813,6 +1004,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the
     exit status. Never raises SystemExit."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # main() is also called in-process (tests): leave logging as it was.
+    logger = logging.getLogger("anytcpip")
+    level, had_handler = logger.level, _handler in logger.handlers
     try:
         return _main(argv)
     except SystemExit as exc:
@@ -823,6 +1017,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _status("interrupted")
         return EXIT_INTERRUPTED
+    finally:
+        logger.setLevel(level)
+        if not had_handler:
+            logger.removeHandler(_handler)
 
 
 def _main(argv: list[str]) -> int:
@@ -837,8 +1035,8 @@ def _main(argv: list[str]) -> int:
     if bench_module is not None:
         bench_module.add_arguments(subs["bench"])
     args = parser.parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.verbose + getattr(args, "sub_verbose", 0))
+    args.mark = _mark_received()
 
     if args.command == "demo":
         return _demo(subs["demo"], args)

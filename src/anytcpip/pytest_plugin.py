@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import pytest
@@ -40,14 +40,12 @@ import pytest
 from ._client import Client
 from ._constants import DEFAULT_LOCALHOST
 from ._one_client_server import OneClientServer
-from .testing import (
-    STD_TIMEOUT,
-    BaseOneClientServerTests,
-    ClientFactory,
-    ConnectRecorder,
-    ServerFactory,
-    available_backends,
-)
+
+if TYPE_CHECKING:
+    from .testing import ClientFactory, ConnectRecorder, ServerFactory
+
+# anytcpip.testing (which looks for trio and uvloop) is imported on first use,
+# not at every pytest start in every project that has anytcpip installed.
 
 __all__ = (
     "anytcpip_client_factory",
@@ -72,6 +70,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if not metafunc.config.getini("anytcpip_all_backends"):
         return
+    from .testing import BaseOneClientServerTests, available_backends
+
     if metafunc.cls is not None and issubclass(metafunc.cls, BaseOneClientServerTests):
         return  # already parametrized by the class
     # Parametrized here first, it takes the place of anyio's own (module-scoped)
@@ -88,6 +88,8 @@ def anytcpip_log(request: pytest.FixtureRequest) -> logging.Logger:
 @pytest.fixture
 def anytcpip_connect_recorder() -> ConnectRecorder:
     """A :class:`~anytcpip.testing.ConnectRecorder` for ``connect_callback``."""
+    from .testing import ConnectRecorder
+
     return ConnectRecorder()
 
 
@@ -111,7 +113,7 @@ async def anytcpip_server_factory(anytcpip_log: logging.Logger) -> AsyncIterator
             return server
 
         try:
-            yield cast(ServerFactory, factory)
+            yield cast("ServerFactory", factory)
         finally:
             with anyio.CancelScope(shield=True):
                 for server in reversed(started):
@@ -134,6 +136,8 @@ async def anytcpip_client_factory(anytcpip_log: logging.Logger) -> AsyncIterator
             await tg.start(client.run)
             started.append(client)
             if wait_connected:
+                from .testing import STD_TIMEOUT
+
                 with anyio.fail_after(STD_TIMEOUT):
                     await server.connected_task
             return client

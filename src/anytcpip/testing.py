@@ -20,7 +20,13 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, overload
 
 import anyio
-import pytest
+
+try:
+    import pytest
+except ImportError as exc:  # pragma: no cover - tested in a subprocess
+    raise ImportError(
+        "anytcpip.testing needs pytest, which anytcpip does not install: pip install pytest"
+    ) from exc
 
 from ._base import BaseClientOrServer
 from ._client import Client
@@ -96,8 +102,8 @@ class ConnectRecorder:
     """Records the :attr:`~BaseClientOrServer.connected` value seen by each call
     of a connect callback, for tests to check in order.
 
-    Pass :meth:`callback` as ``connect_callback=``, then
-    ``await recorder.assert_next(True)``.
+    Pass the bound method ``recorder.callback`` itself (do not call it) as
+    ``connect_callback=``, then ``await recorder.assert_next(True)``.
     """
 
     def __init__(self) -> None:

@@ -23,7 +23,9 @@ class DomeCommander:
         await self.disconnect()
         client = tcpip.Client(host=host, port=port, log=self.log, terminator=b"\n")
         # ts_tcpip: await client.start_task
-        await tcpip.start_in_background(client)  # anytcpip: the object outlives this task
+        await tcpip.start_in_background(
+            client
+        )  # anytcpip: the object outlives this task
         self.client = client
         greeting = await self.client.readuntil(b">")
         self.log.info("connected: %r", greeting)

@@ -33,7 +33,9 @@ class MockDomeController(tcpip.OneClientReadLoopServer):
             "HM": self.do_home,
             "ST": self.do_stop,
         }
-        super().__init__(port=port, log=log, connect_callback=connect_callback, terminator=b"\n")
+        super().__init__(
+            port=port, log=log, connect_callback=connect_callback, terminator=b"\n"
+        )
 
     async def read_loop(self) -> None:
         # Greet each client, then read commands (an override ts_tcpip allows).

@@ -20,7 +20,9 @@ class CommanderTestCase(unittest.IsolatedAsyncioTestCase):
         # ts_tcpip: self.mock = make_mock(); await self.mock.start_task
         self.mock = await tcpip.start_in_background(make_mock())  # anytcpip
         self.commander = DomeCommander(log=logging.getLogger("commander"))
-        await asyncio.wait_for(self.commander.connect(self.mock.host, self.mock.port), 5)
+        await asyncio.wait_for(
+            self.commander.connect(self.mock.host, self.mock.port), 5
+        )
 
     async def asyncTearDown(self) -> None:
         await self.commander.disconnect()

@@ -28,7 +28,9 @@ class MockDomeTestCase(tcpip.BaseOneClientServerTestCase):
         self, server: tcpip.OneClientServer
     ) -> AsyncIterator[tcpip.Client]:
         async with super().create_client(server, terminator=b"\n") as client:
-            greeting = await asyncio.wait_for(client.readuntil(b">"), timeout=STD_TIMEOUT)
+            greeting = await asyncio.wait_for(
+                client.readuntil(b">"), timeout=STD_TIMEOUT
+            )
             self.assertEqual(greeting, b"Mock Dome\n>")
             yield client
 
@@ -47,7 +49,9 @@ class MockDomeTestCase(tcpip.BaseOneClientServerTestCase):
 
     async def test_unsupported(self) -> None:
         async with self.create_server() as mock, self.create_client(mock) as client:
-            self.assertEqual(await self.send_cmd(client, "XX"), ["Unsupported command XX"])
+            self.assertEqual(
+                await self.send_cmd(client, "XX"), ["Unsupported command XX"]
+            )
 
     async def test_connect_callback(self) -> None:
         async with self.create_server(connect_callback=self.connect_callback) as mock:
@@ -56,7 +60,9 @@ class MockDomeTestCase(tcpip.BaseOneClientServerTestCase):
             await self.assert_next_connected(False)
 
 
-class MockDomeAllBackendsTestCase(tcpip.BaseOneClientServerTestCase[MockDomeController]):
+class MockDomeAllBackendsTestCase(
+    tcpip.BaseOneClientServerTestCase[MockDomeController]
+):
     """The same kind of test on every backend: asyncio.wait_for becomes
     anyio.fail_after, and the server is held from asyncSetUp to the end."""
 
