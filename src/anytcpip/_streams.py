@@ -81,7 +81,9 @@ def configure_socket(stream: Any) -> None:
     """Turn on TCP keepalive and TCP_NODELAY on the socket under ``stream``."""
     try:
         sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
-    except anyio.TypedAttributeLookupError:
+    except (anyio.TypedAttributeLookupError, OSError, ValueError, AttributeError):
+        # Not a socket; or (uvloop) the peer's reset closed the transport
+        # already, and looking at its pseudo-socket fails.
         return
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
