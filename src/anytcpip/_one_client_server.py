@@ -12,7 +12,7 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSStream
 
 from ._base import BaseClientOrServer, ConnectCallbackType
-from ._connection import Connection
+from ._connection import PROBE_TIME, Connection
 from ._constants import DEFAULT_ENCODING, DEFAULT_MONITOR_CONNECTION_INTERVAL, DEFAULT_TERMINATOR
 from ._exceptions import accept_error_kind
 from ._oneshot import OneShot
@@ -183,9 +183,13 @@ class OneClientServer(BaseClientOrServer):
         latest = self._latest
         if latest is not None and not latest.done.is_set():
             if latest.stream is not None:
-                # (A TLS connection has no stream until its handshake is
-                # done; it counts as open meanwhile.)
                 await latest.probe()
+            else:
+                # A TLS connection has no stream until its handshake is done.
+                # A handshake the peer already broke off fails in a moment;
+                # one still going on counts as open.
+                with anyio.move_on_after(PROBE_TIME):
+                    await latest.lost.wait()
             if latest.is_open:
                 self.log.warning("rejecting a connection from %s: already serving a client", peer)
                 await anyio.aclose_forcefully(stream)

@@ -13,6 +13,7 @@ import ssl
 import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import cast
 
 import anyio
 import anyio.abc
@@ -202,7 +203,7 @@ async def test_close_after_unnoticed_reset(log: logging.Logger, monitor: float) 
             await anyio.sleep(0.2)
         multi = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
         async with multi:
-            listener = multi.listeners[0]
+            listener = cast(anyio.abc.SocketListener, multi.listeners[0])
             port = listener.extra(anyio.abc.SocketAttribute.local_port)
             async with anytcpip.Client(
                 host=HOST, port=port, log=log, monitor_connection_interval=monitor
