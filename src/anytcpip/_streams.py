@@ -98,6 +98,8 @@ def configure_socket(stream: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
         if hasattr(socket, "TCP_KEEPCNT"):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
-    except OSError:
-        # The peer may already have reset the connection; the reads will say so.
+    except (OSError, ValueError):
+        # The peer may already have reset the connection (uvloop then fails
+        # with ValueError, from a pseudo-socket with no descriptor); the
+        # reads will say so.
         pass
