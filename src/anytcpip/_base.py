@@ -451,9 +451,12 @@ class BaseClientOrServer(abc.ABC):
                     # Raised below, outside the task group, as it is.
                     error = exc
                 tg.cancel_scope.cancel()
-        finally:
-            if wrapped is None:
-                await anyio.aclose_forcefully(stream)
+        except BaseException:
+            # Cancelled from outside: nothing takes the stream over.
+            await anyio.aclose_forcefully(wrapped if wrapped is not None else stream)
+            raise
+        if wrapped is None:
+            await anyio.aclose_forcefully(stream)
         if error is not None:
             raise error
         return wrapped

@@ -564,42 +564,37 @@ async def _fuzz_peer(port: int, rng: random.Random) -> str:
     """One adversarial peer: connect, then reset, half-close, flood, send
     garbage or just leave, at a random moment."""
     action = rng.choice(["reset", "reset_after_data", "half_close", "flood", "fin", "garbage"])
-    sock = socket.socket()
-    sock.setblocking(False)
     try:
-        code = sock.connect_ex((HOST, port))
-        if code not in (0, errno.EINPROGRESS):
-            return f"connect failed {code}"
-        await anyio.wait_writable(sock)
-        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-            return "connect failed"
+        with anyio.fail_after(slack()):
+            stream = await anyio.connect_tcp(HOST, port)
+    except (OSError, TimeoutError):
+        return "connect failed"
+    reset = action.startswith("reset") or rng.random() < 0.3
+    try:
         if rng.random() < 0.5:
             await anyio.sleep(rng.random() * 0.01)
-        try:
-            if action == "reset":
-                pass
-            elif action == "reset_after_data":
-                sock.send(b"partial line without its terminator")
-            elif action == "half_close":
-                sock.send(b"request\r\n")
-                sock.shutdown(socket.SHUT_WR)
-                with anyio.move_on_after(0.05):
-                    await anyio.wait_readable(sock)
-            elif action == "flood":
-                chunk = rng.randbytes(1 << 14)
-                with anyio.move_on_after(0.05):
-                    while True:
-                        await anyio.wait_writable(sock)
-                        sock.send(chunk)
-            elif action == "garbage":
-                sock.send(rng.randbytes(rng.randrange(1, 300)) + b"\r\n")
-        except OSError:
-            pass  # rejected or reset by the server meanwhile
-        if action.startswith("reset") or rng.random() < 0.3:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        return action
+        if action == "reset_after_data":
+            await stream.send(b"partial line without its terminator")
+        elif action == "half_close":
+            await stream.send(b"request\r\n")
+            await stream.send_eof()
+            with anyio.move_on_after(0.05):
+                await stream.receive()
+        elif action == "flood":
+            chunk = rng.randbytes(1 << 14)
+            with anyio.move_on_after(0.05):
+                while True:
+                    await stream.send(chunk)
+        elif action == "garbage":
+            await stream.send(rng.randbytes(rng.randrange(1, 300)) + b"\r\n")
+    except (anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+        pass  # rejected or reset by the server meanwhile
     finally:
-        sock.close()
+        if reset:
+            await rst_close(stream)
+        else:
+            await anyio.aclose_forcefully(stream)
+    return action
 
 
 @pytest.mark.parametrize(
