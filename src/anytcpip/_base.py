@@ -233,6 +233,7 @@ class BaseClientOrServer(abc.ABC):
         self._conn_tasks: tuple[Connection, anyio.abc.TaskGroup] | None = None
         # Per connection: set once its tasks ended and its last callback ran.
         self._released_events: dict[Connection, anyio.Event] = {}
+        self._open_scope: anyio.CancelScope | None = None
 
     # ----------------------------------------------------------- attributes
 
@@ -298,13 +299,16 @@ class BaseClientOrServer(abc.ABC):
 
     @asynccontextmanager
     async def __run_cm(self) -> AsyncIterator[None]:
-        user_error: Exception | None = None
+        user_error: BaseException | None = None
         async with self._running():
             try:
                 yield
-            except Exception as exc:
+            except (GeneratorExit, anyio.get_cancelled_exc_class()):
+                raise
+            except BaseException as exc:
                 # Re-raised below, outside the task group, so that it comes out
-                # as it is rather than inside an ExceptionGroup.
+                # as it is rather than inside an ExceptionGroup (SystemExit and
+                # KeyboardInterrupt included; a cancellation stays one).
                 user_error = exc
         if user_error is not None:
             raise user_error
@@ -336,7 +340,12 @@ class BaseClientOrServer(abc.ABC):
             return
         self._close_requested = anyio.Event()
         try:
-            await self._open()
+            # close() from another task aborts a connect in progress.
+            with anyio.CancelScope() as self._open_scope:
+                await self._open()
+            self._open_scope = None
+            if self._close_requested.is_set():
+                raise ConnectionError("closed while starting")
             async with anyio.create_task_group() as tg:
                 try:
                     await tg.start(self.__supervise)
@@ -436,6 +445,8 @@ class BaseClientOrServer(abc.ABC):
         if conn is not None:
             conn.close_here()
         self._close_requested.set()
+        if self._open_scope is not None:
+            self._open_scope.cancel()
         if not self._inside():
             with anyio.CancelScope(shield=True):
                 await self.done_task
@@ -534,11 +545,14 @@ class BaseClientOrServer(abc.ABC):
                 previous.end_half_open()
                 await self._released(previous).wait()
             if stream_to_wrap is not None:
-                try:
-                    conn.attach(await self._wrap_stream(stream_to_wrap))
-                except BaseException:
-                    await anyio.aclose_forcefully(stream_to_wrap)
-                    raise
+                wrapped = await self._wrap_until_closed(conn, stream_to_wrap)
+                if wrapped is None:
+                    return
+                conn.attach(wrapped)
+            if conn.closed_here:
+                # Closed at this end (close(), close_client()) while it waited
+                # for the connection before it: never served.
+                return
             async with anyio.create_task_group() as tg:
                 conn.start_sending(tg)
                 self._conn = conn
@@ -595,6 +609,38 @@ class BaseClientOrServer(abc.ABC):
     async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         """Hook: wrap an accepted stream (TLS) before it is used."""
         return stream
+
+    async def _wrap_until_closed(
+        self, conn: Connection, stream: anyio.abc.ByteStream
+    ) -> anyio.abc.ByteStream | None:
+        """``_wrap_stream(stream)``, given up (None, ``stream`` closed) as soon
+        as ``conn`` is closed at this end, so that closing is not held up by
+        a handshake. A failed handshake raises, with ``stream`` closed."""
+        wrapped: anyio.abc.ByteStream | None = None
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def give_up_on_close() -> None:
+                    await conn.lost.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(give_up_on_close)
+                try:
+                    wrapped = await self._wrap_stream(stream)
+                except Exception as exc:
+                    # Raised below, outside the task group, as it is.
+                    error = exc
+                tg.cancel_scope.cancel()
+        except BaseException:
+            # Cancelled from outside: nothing takes the stream over.
+            await anyio.aclose_forcefully(wrapped if wrapped is not None else stream)
+            raise
+        if wrapped is None:
+            await anyio.aclose_forcefully(stream)
+        if error is not None:
+            raise error
+        return wrapped
 
     # ------------------------------------------------------------- reading
 

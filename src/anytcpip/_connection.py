@@ -758,7 +758,13 @@ class Connection:
                     await stream.aclose()
                     return
             else:
-                await stream.send_eof()
+                try:
+                    await stream.send_eof()
+                except RuntimeError:
+                    # uvloop's transport, already closed by a peer's reset that
+                    # nobody noticed (monitoring off): nothing left to say
+                    # goodbye to.
+                    return
             if not self.eof:
                 # A reader receiving for itself was cancelled by the close and
                 # is on its way out; the lock makes sure it is gone.

@@ -7,6 +7,7 @@ import errno
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import anyio
 
@@ -104,3 +105,69 @@ def translate_errors(what: str = "connection lost") -> Iterator[None]:
         raise
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError, OSError) as exc:
         raise to_connection_error(exc, what)  # noqa: B904 (the cause is set)
+
+
+# ------------------------------------------------------------ accept policy
+
+#: accept() errors that mean the process or the system is out of resources:
+#: log, pause, try again.
+CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+
+#: accept() errors that concern one incoming connection only: it was aborted
+#: or reset before we took it, a firewall refused it, or (Linux passes
+#: pending network errors of the new socket on through accept()) its network
+#: went away. Skip it and accept the next one.
+HARMLESS_ACCEPT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "ECONNRESET",
+        "ENOTCONN",
+        "EPROTO",
+        "EPERM",
+        "ETIMEDOUT",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "ENONET",
+        "ENOPROTOOPT",
+        "EOPNOTSUPP",
+        "ENOSR",
+        "ESOCKTNOSUPPORT",
+        "EPROTONOSUPPORT",
+    )
+    if hasattr(errno, name)
+)
+
+
+def root_errno(exc: BaseException) -> int | None:
+    """The errno of the first :exc:`OSError` in ``exc`` and its ``__cause__``
+    chain (anyio wraps OS errors in its own exceptions on some backends)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno
+        seen = seen.__cause__
+    return None
+
+
+def accept_error_kind(exc: BaseException) -> Literal["closed", "capacity", "harmless", "bug"]:
+    """What the accept loop does about ``exc``, raised while accepting.
+
+    ``"closed"``: the listener was closed, stop. ``"capacity"``: out of file
+    descriptors or memory, log, pause and retry. ``"harmless"``: a problem of
+    one incoming connection (see :data:`HARMLESS_ACCEPT_ERRNOS`; also an
+    accepted peer whose address is already gone), skip it. ``"bug"``:
+    anything else (EBADF, EINVAL, a non-OS error); it must propagate.
+    """
+    if isinstance(exc, anyio.ClosedResourceError):
+        return "closed"
+    if isinstance(exc, anyio.TypedAttributeLookupError):
+        return "harmless"
+    code = root_errno(exc)
+    if code in CAPACITY_ERRNOS:
+        return "capacity"
+    if code in HARMLESS_ACCEPT_ERRNOS:
+        return "harmless"
+    return "bug"

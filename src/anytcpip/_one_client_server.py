@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import ssl
 import sys
@@ -14,8 +13,9 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSStream
 
 from ._base import BaseClientOrServer, ConnectCallbackType
-from ._connection import Connection
+from ._connection import PROBE_TIME, Connection
 from ._constants import DEFAULT_ENCODING, DEFAULT_MONITOR_CONNECTION_INTERVAL, DEFAULT_TERMINATOR
+from ._exceptions import accept_error_kind
 from ._oneshot import OneShot
 from ._options import ServerOptions, server_options
 from ._streams import configure_socket
@@ -27,23 +27,11 @@ else:  # pragma: no cover
 
 __all__ = ("OneClientServer",)
 
-#: accept() errors that mean "out of resources": log, pause, retry.
-_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
-
 #: Pause after an accept() failure before trying again (seconds).
 ACCEPT_RETRY_DELAY = 0.1
 
 #: The longest a TLS handshake with a new client may take (seconds).
 TLS_HANDSHAKE_TIMEOUT = 10.0
-
-
-def _root_errno(error: BaseException) -> int | None:
-    exc: BaseException | None = error
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            return exc.errno
-        exc = exc.__cause__
-    return None
 
 
 class OneClientServer(BaseClientOrServer):
@@ -182,14 +170,18 @@ class OneClientServer(BaseClientOrServer):
         while True:
             try:
                 stream = await listener.accept()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
-                if isinstance(exc, anyio.ClosedResourceError) or self._closing_down():
+            except Exception as exc:
+                # The policy of trio's serve_listeners: pause on capacity
+                # errors, skip what one connection can cause, raise the rest.
+                kind = accept_error_kind(exc)
+                if kind == "closed" or self._closing_down():
                     return
-                code = _root_errno(exc)
-                if code in _CAPACITY_ERRNOS:
-                    self.log.error("accept failed: %s; retrying in %s s", exc, ACCEPT_RETRY_DELAY)
-                else:
-                    self.log.warning("accept failed: %r; retrying", exc)
+                if kind == "bug":
+                    raise
+                if kind == "harmless":
+                    self.log.debug("accept failed: %r; ignored", exc)
+                    continue
+                self.log.error("accept failed: %s; retrying in %s s", exc, ACCEPT_RETRY_DELAY)
                 await anyio.sleep(ACCEPT_RETRY_DELAY)
                 continue
             await self._new_client(stream)
@@ -200,11 +192,21 @@ class OneClientServer(BaseClientOrServer):
     async def _new_client(self, stream: anyio.abc.SocketStream) -> None:
         try:
             peer = stream.extra(SocketAttribute.remote_address)
-        except OSError:
+        except (OSError, ValueError, AttributeError, anyio.TypedAttributeLookupError):
+            # The peer reset the connection already: anyio omits the
+            # attribute (uvloop fails to make its pseudo-socket). It is
+            # served like any other and fails at once.
             peer = "?"
         latest = self._latest
         if latest is not None and not latest.done.is_set():
-            await latest.probe()
+            if latest.stream is not None:
+                await latest.probe()
+            else:
+                # A TLS connection has no stream until its handshake is done.
+                # A handshake the peer already broke off fails in a moment;
+                # one still going on counts as open.
+                with anyio.move_on_after(PROBE_TIME):
+                    await latest.lost.wait()
             if latest.is_open:
                 self.log.warning("rejecting a connection from %s: already serving a client", peer)
                 await anyio.aclose_forcefully(stream)

@@ -87,7 +87,9 @@ def configure_socket(stream: Any) -> None:
     """Turn on TCP keepalive and TCP_NODELAY on the socket under ``stream``."""
     try:
         sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
-    except anyio.TypedAttributeLookupError:
+    except (anyio.TypedAttributeLookupError, OSError, ValueError, AttributeError):
+        # Not a socket; or (uvloop) the peer's reset closed the transport
+        # already, and looking at its pseudo-socket fails.
         return
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
@@ -102,6 +104,8 @@ def configure_socket(stream: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
         if hasattr(socket, "TCP_KEEPCNT"):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
-    except OSError:
-        # The peer may already have reset the connection; the reads will say so.
+    except (OSError, ValueError):
+        # The peer may already have reset the connection (uvloop then fails
+        # with ValueError, from a pseudo-socket with no descriptor); the
+        # reads will say so.
         pass
