@@ -30,6 +30,11 @@ __all__ = ("FaultProxy", "Link", "Toxics", "rst_close")
 
 _POLL = 0.002
 
+#: What send_eof() raises on a link the far end already broke. uvloop's
+#: transport, once a reset closed it, raises RuntimeError, which anyio passes
+#: on as it is.
+_SEND_EOF_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, RuntimeError)
+
 
 def _set_linger_zero(stream: anyio.abc.AnyByteStream) -> None:
     try:
@@ -120,7 +125,7 @@ class Link:
                 try:
                     with anyio.move_on_after(0.5):
                         await stream.send_eof()
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                except _SEND_EOF_ERRORS:
                     pass
             await anyio.aclose_forcefully(self.client)
             await anyio.aclose_forcefully(self.server)
@@ -292,7 +297,7 @@ class FaultProxy:
                 await self._hold(toxics)
                 try:
                     await dst.send_eof()
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                except _SEND_EOF_ERRORS:
                     pass
                 link.eofs += 1
                 if link.eofs == 2:
