@@ -478,9 +478,8 @@ class IsolatedAsyncioStyleTestCase(unittest.IsolatedAsyncioTestCase):
                 )
 
 
-async def test_start_in_background_needs_asyncio(log: logging.Logger, anyio_backend: Any) -> None:
-    if anyio_backend[0] != "trio":
-        pytest.skip("the trio case")
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("trio", {}), id="trio")])
+async def test_start_in_background_needs_asyncio(log: logging.Logger) -> None:
     with pytest.raises(RuntimeError, match="asyncio only"):
         await anytcpip.start_in_background(anytcpip.Client(host="", port=None, log=log))
 
@@ -576,9 +575,14 @@ async def test_asyncio_server_kwargs_are_mapped(log: logging.Logger) -> None:
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.wait wraps it on 3.10")
-async def test_asyncio_wait_on_start_task(log: logging.Logger, anyio_backend: Any) -> None:
-    if anyio_backend[0] != "asyncio":
-        pytest.skip("asyncio.wait is asyncio's")
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        pytest.param(("asyncio", {"debug": True}), id="asyncio"),
+        pytest.param(("asyncio", {"debug": True, "use_uvloop": True}), id="asyncio+uvloop"),
+    ],
+)
+async def test_asyncio_wait_on_start_task(log: logging.Logger) -> None:
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
