@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import abc
-import codecs
 import ctypes
 import inspect
-import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -26,6 +24,14 @@ from ._constants import (
     DEFAULT_TERMINATOR,
 )
 from ._exceptions import LimitOverrunError
+from ._framing import (
+    check_encoding,
+    check_terminator,
+    decode_json,
+    encode_json,
+    not_bytes,
+    not_structure,
+)
 from ._oneshot import OneShot
 
 if sys.version_info >= (3, 11):
@@ -98,35 +104,6 @@ def _is_async_callable(obj: Any) -> bool:
         return True
     call = getattr(obj, "__call__", None)  # noqa: B004
     return inspect.iscoroutinefunction(call)
-
-
-def _check_terminator(terminator: Any) -> bytes:
-    if not isinstance(terminator, bytes):
-        raise ValueError(f"terminator={terminator!r} must be bytes")
-    if not terminator:
-        raise ValueError("terminator must not be empty")
-    return terminator
-
-
-def _check_encoding(encoding: Any) -> str:
-    if not isinstance(encoding, str):
-        raise ValueError(f"encoding={encoding!r} must be a str")
-    try:
-        info = codecs.lookup(encoding)
-    except LookupError:
-        raise ValueError(f"unknown encoding {encoding!r}") from None
-    # hex, base64, zlib, rot13...: codecs, but not between str and bytes.
-    if not getattr(info, "_is_text_encoding", True):
-        raise ValueError(f"encoding={encoding!r} is not a text encoding")
-    return encoding
-
-
-def _not_bytes(data: object) -> TypeError:
-    return TypeError(f"data must be bytes, bytearray or memoryview, not {type(data).__name__}")
-
-
-def _not_structure(struct: object) -> TypeError:
-    return TypeError(f"expected a ctypes.Structure, not {type(struct).__name__}")
 
 
 class BaseClientOrServer(abc.ABC):
@@ -206,8 +183,8 @@ class BaseClientOrServer(abc.ABC):
             raise ValueError(f"limit={limit!r} must be a positive int")
         if not linger >= 0:
             raise ValueError(f"linger={linger!r} must be >= 0")
-        self._encoding = _check_encoding(encoding)
-        self._terminator = _check_terminator(terminator)
+        self._encoding = check_encoding(encoding)
+        self._terminator = check_terminator(terminator)
         self.name = name
         self.log = log.getChild(f"{type(self).__name__}({name})" if name else type(self).__name__)
         self.__connect_callback = connect_callback
@@ -244,7 +221,7 @@ class BaseClientOrServer(abc.ABC):
 
     @encoding.setter
     def encoding(self, encoding: str) -> None:
-        self._encoding = _check_encoding(encoding)
+        self._encoding = check_encoding(encoding)
 
     @property
     def terminator(self) -> bytes:
@@ -253,7 +230,7 @@ class BaseClientOrServer(abc.ABC):
 
     @terminator.setter
     def terminator(self, terminator: bytes) -> None:
-        self._terminator = _check_terminator(terminator)
+        self._terminator = check_terminator(terminator)
 
     @property
     def connected(self) -> bool:
@@ -851,18 +828,7 @@ class BaseClientOrServer(abc.ABC):
         UnicodeDecodeError
             If the message cannot be decoded.
         """
-        data = await self.read_str()
-        try:
-            return json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise json.JSONDecodeError(f"{exc.msg}; data={data!r}", exc.doc, exc.pos) from None
-        except RecursionError:
-            raise json.JSONDecodeError(
-                f"nesting too deep to decode; data={data[:200]!r}", data, 0
-            ) from None
-        except ValueError as exc:
-            # For instance an integer longer than sys.get_int_max_str_digits().
-            raise json.JSONDecodeError(f"{exc}; data={data!r}", data, 0) from None
+        return decode_json(await self.read_str())
 
     # ------------------------------------------------------------- writing
 
@@ -897,7 +863,7 @@ class BaseClientOrServer(abc.ABC):
         """
         if type(data) is not bytes:
             if not isinstance(data, bytes | bytearray | memoryview):
-                raise _not_bytes(data)
+                raise not_bytes(data)
             data = bytes(data)
         conn = self._conn
         if conn is None or conn.write_blocked or not conn.is_open:
@@ -934,12 +900,12 @@ class BaseClientOrServer(abc.ABC):
         if len(structs) == 1:
             struct = structs[0]
             if not isinstance(struct, ctypes.Structure):
-                raise _not_structure(struct)
+                raise not_structure(struct)
             data = bytes(struct)
         else:
             for struct in structs:
                 if not isinstance(struct, ctypes.Structure):
-                    raise _not_structure(struct)
+                    raise not_structure(struct)
             data = b"".join([bytes(s) for s in structs])
         conn = self._conn
         if conn is not None and conn.is_open and not conn.write_blocked:
@@ -981,7 +947,7 @@ class BaseClientOrServer(abc.ABC):
         UnicodeEncodeError
             If the JSON text cannot be encoded; nothing is written.
         """
-        data = json.dumps(data).encode(self._encoding) + self._terminator
+        data = encode_json(data, self._encoding, self._terminator)
         conn = self._conn
         if conn is not None and conn.is_open and not conn.write_blocked:
             conn.queue(data)

@@ -12,6 +12,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from ._constants import KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME
 from ._exceptions import IncompleteReadError, translate_errors
+from ._framing import fill_struct, structs_to_bytes
 
 __all__ = ("close_stream", "configure_socket", "read_into", "write_from")
 
@@ -49,7 +50,7 @@ async def read_into(stream: _ReceiveExactly, struct: ctypes.Structure) -> None:
         if isinstance(stream, BufferedByteReceiveStream):
             partial = bytes(stream.buffer)
         raise IncompleteReadError(partial, size) from None
-    ctypes.memmove(ctypes.addressof(struct), data, size)
+    fill_struct(struct, data)
 
 
 async def write_from(stream: ByteSendStream, *structs: ctypes.Structure) -> None:
@@ -63,10 +64,7 @@ async def write_from(stream: ByteSendStream, *structs: ctypes.Structure) -> None
         If any of ``structs`` is not a :class:`ctypes.Structure`; nothing is
         sent.
     """
-    for struct in structs:
-        if not isinstance(struct, ctypes.Structure):
-            raise TypeError(f"expected a ctypes.Structure, not {type(struct).__name__}")
-    data = b"".join(bytes(s) for s in structs)
+    data = structs_to_bytes(structs)
     with translate_errors():
         await stream.send(data)
 
