@@ -46,7 +46,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
-from ._buffer import ReceiveBuffer
+from ._buffer import ReceiveBuffer, SendBuffer
 from ._exceptions import LimitOverrunError, is_transport_error, to_connection_error
 
 __all__ = (
@@ -128,8 +128,7 @@ class Connection:
         self._data_waiter: anyio.Event | None = None
         self._space_waiter: anyio.Event | None = None
         # Send side.
-        self._out: list[bytes] = []
-        self.out_len = 0
+        self._out = SendBuffer(WRITE_HIGH_WATER)
         #: True while a write must go through wait_writable() before queueing:
         #: backpressure, writers waiting their turn, or the yield budget spent.
         self.write_blocked = False
@@ -156,6 +155,11 @@ class Connection:
         # if it changed, a message was read and not answered yet.
         self.reads = 0
         self._reads_at_write = 0
+
+    @property
+    def out_len(self) -> int:
+        """Bytes queued and not yet handed to the transport."""
+        return self._out.size
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.peer} open={self.is_open}>"
@@ -263,7 +267,6 @@ class Connection:
             self.error = exc
             self.log.debug("connection %s failed: %r", self.peer, exc)
             self._out.clear()
-            self.out_len = 0
             self._out_blocked = False
             self._became_unusable()
 
@@ -541,7 +544,7 @@ class Connection:
         """
         self._reads_at_write = self.reads
         sock = self._sock
-        if sock is not None and not self._out and not self._sending:
+        if sock is not None and not self._out.size and not self._sending:
             # Nothing queued or being sent: give it to the kernel now, and
             # queue only what it does not take.
             try:
@@ -555,7 +558,7 @@ class Connection:
                 self._queue_rest(data[sent:] if sent else data)
         elif (
             self._transport_w is not None
-            and not self._out
+            and not self._out.size
             and not self._sending
             and not self._transport_w.get_write_buffer_size()
         ):
@@ -589,9 +592,7 @@ class Connection:
         raise self.not_connected()
 
     def _queue_rest(self, data: bytes) -> None:
-        self._out.append(data)
-        self.out_len += len(data)
-        if self.out_len >= WRITE_HIGH_WATER:
+        if self._out.append(data):
             self._out_blocked = self.write_blocked = True
         waiter = self._flush_waiter
         if waiter is not None:
@@ -662,16 +663,14 @@ class Connection:
         try:
             while True:
                 out = self._out
-                if not out:
+                if not out.size:
                     self._wake_writers()
                     if self.error is not None:
                         return
                     waiter = self._flush_waiter = anyio.Event()
                     await waiter.wait()
                     continue
-                data = out[0] if len(out) == 1 else b"".join(out)
-                self._out = []
-                self.out_len = 0
+                data = out.take_all()
                 self._sending = True
                 if self._out_blocked:
                     self._set_out_blocked(False)
@@ -687,7 +686,7 @@ class Connection:
 
     @property
     def flushed(self) -> bool:
-        return not self._out and not self._sending
+        return not self._out.size and not self._sending
 
     async def linger_half_open(self, grace: float) -> None:
         """After the peer's end-of-stream, keep the connection writable until
