@@ -122,8 +122,6 @@ def structs_to_bytes(structs: Iterable[object]) -> bytes:
     for struct in structs:
         if not isinstance(struct, ctypes.Structure):
             raise not_structure(struct)
-    if len(structs) == 1:
-        return bytes(structs[0])  # type: ignore[call-overload]
     return b"".join([bytes(s) for s in structs])  # type: ignore[call-overload]
 
 
