@@ -9,7 +9,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._base import BaseClientOrServer, ConnectCallbackType, _CompatAttribute
+from ._base import BaseClientOrServer, ConnectCallbackType
+from ._compat import CompatAttribute
 from ._constants import (
     DEFAULT_ENCODING,
     DEFAULT_MONITOR_CONNECTION_INTERVAL,
@@ -90,7 +91,7 @@ class Client(BaseClientOrServer):
         ``heartbeat_send_sleep``.
     """
 
-    heartbeat_send_task = _CompatAttribute(
+    heartbeat_send_task = CompatAttribute(
         "heartbeat_send_task",
         "the heartbeat sender runs in the client's task group while connected "
         "(run_heartbeat_send_task=True) and stops by itself; close() stops it",
