@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -22,7 +23,6 @@ from ._framing import (
     check_encoding,
     check_terminator,
     decode_json,
-    encode_json,
     not_bytes,
     not_structure,
 )
@@ -223,7 +223,7 @@ class BaseClientOrServer(Lifecycle):
                 conn.consumed()
                 return data
         return await conn.read(
-            lambda: buffer.take_exactly(n), lambda waited: _raise(buffer.incomplete(n))
+            lambda: buffer.take_exactly(n), lambda waited: buffer.raise_incomplete(n)
         )
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
@@ -310,7 +310,7 @@ class BaseClientOrServer(Lifecycle):
         size = ctypes.sizeof(struct)
         await conn.read(
             lambda: buffer.take_into(struct) or None,
-            lambda waited: _raise(buffer.incomplete(size)),
+            lambda waited: buffer.raise_incomplete(size),
         )
 
     async def read_str(self) -> str:
@@ -361,7 +361,11 @@ class BaseClientOrServer(Lifecycle):
         UnicodeDecodeError
             If the message cannot be decoded.
         """
-        return decode_json(await self.read_str())
+        data = await self.read_str()
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            return decode_json(data)  # raises again, with the data in the message
 
     # ------------------------------------------------------------- writing
 
@@ -487,13 +491,9 @@ class BaseClientOrServer(Lifecycle):
         UnicodeEncodeError
             If the JSON text cannot be encoded; nothing is written.
         """
-        data = encode_json(data, self._encoding, self._terminator)
+        data = json.dumps(data).encode(self._encoding) + self._terminator
         conn = self._conn
         if conn is None or conn.write_blocked or not conn.is_open:
             await self._admit(data)
         else:
             conn.queue(data)
-
-
-def _raise(exc: BaseException) -> Any:
-    raise exc
