@@ -54,6 +54,8 @@ nitpick_ignore = [
     ("py:class", "async callable"),
     # read_into's private protocol: "anything with receive_exactly()".
     ("py:class", "anytcpip._streams._ReceiveExactly"),
+    # BaseClientOrServer's private base (its members are documented with it).
+    ("py:class", "anytcpip._lifecycle.Lifecycle"),
 ]
 
 html_theme = "furo" if importlib.util.find_spec("furo") else "alabaster"

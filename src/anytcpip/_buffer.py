@@ -1,17 +1,22 @@
-"""The receive buffer: framing, separator search and the read limit, without I/O.
+"""The buffers of a connection, without I/O.
 
-Everything here is synchronous and consumes bytes only when it can return a
-whole result, which is what makes a cancelled read lose nothing: a read that is
-cancelled while it waits for more data has taken nothing out of the buffer.
+:class:`ReceiveBuffer`: framing, separator search and the read limit. It
+consumes bytes only when it can return a whole result, which is what makes a
+cancelled read lose nothing: a read that is cancelled while it waits for more
+data has taken nothing out of the buffer.
+
+:class:`SendBuffer`: what was written and not yet sent, in order, and whether
+that is so much that writers must wait (the high-water mark).
 """
 
 from __future__ import annotations
 
 import ctypes
+from typing import NoReturn
 
 from ._exceptions import IncompleteReadError, LimitOverrunError
 
-__all__ = ("ReceiveBuffer",)
+__all__ = ("ReceiveBuffer", "SendBuffer")
 
 # Compact the bytearray once this many consumed bytes sit at its front and they
 # are more than half of it; below that, slicing from an offset is cheaper.
@@ -205,3 +210,58 @@ class ReceiveBuffer:
     def incomplete(self, expected: int | None) -> IncompleteReadError:
         """Consume everything buffered and return the error that reports it."""
         return IncompleteReadError(self.take_all(), expected)
+
+    def raise_incomplete(self, expected: int | None) -> NoReturn:
+        """Consume everything buffered and raise the error that reports it."""
+        raise self.incomplete(expected)
+
+
+class SendBuffer:
+    """Bytes written and not yet sent, in the order they were written.
+
+    Parameters
+    ----------
+    high_water : int
+        :meth:`append` says "blocked" once this many bytes or more are held.
+
+    Attributes
+    ----------
+    size : int
+        The number of bytes held (read on the hot path: a plain attribute).
+    """
+
+    # No __slots__: with them, trio's echo latency measured 1.5 times worse
+    # (anytcpip bench, repeated; the cause is not understood yet).
+
+    def __init__(self, high_water: int) -> None:
+        if high_water < 1:
+            raise ValueError(f"high_water={high_water} must be positive")
+        self.high_water = high_water
+        self._chunks: list[bytes] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return bool(self._chunks)
+
+    def append(self, data: bytes) -> bool:
+        """Add ``data`` after what is held; return True if the buffer is now
+        at or above its high-water mark (writers should wait)."""
+        self._chunks.append(data)
+        size = self.size = self.size + len(data)
+        return size >= self.high_water
+
+    def take_all(self) -> bytes:
+        """Remove and return everything held, as one bytes object."""
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._chunks = []
+        self.size = 0
+        return data
+
+    def clear(self) -> None:
+        """Throw away everything held."""
+        self._chunks = []
+        self.size = 0

@@ -9,8 +9,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._base import BaseClientOrServer, ConnectCallbackType, _CompatAttribute
-from ._connection import Connection
+from ._base import BaseClientOrServer, ConnectCallbackType
+from ._compat import CompatAttribute
 from ._constants import (
     DEFAULT_ENCODING,
     DEFAULT_MONITOR_CONNECTION_INTERVAL,
@@ -18,7 +18,7 @@ from ._constants import (
     HEARTBEAT,
 )
 from ._options import ClientOptions, client_options
-from ._streams import configure_socket
+from ._transport import configure_socket, open_connection
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -91,7 +91,7 @@ class Client(BaseClientOrServer):
         ``heartbeat_send_sleep``.
     """
 
-    heartbeat_send_task = _CompatAttribute(
+    heartbeat_send_task = CompatAttribute(
         "heartbeat_send_task",
         "the heartbeat sender runs in the client's task group while connected "
         "(run_heartbeat_send_task=True) and stops by itself; close() stops it",
@@ -163,7 +163,7 @@ class Client(BaseClientOrServer):
     async def _started_hook(self) -> None:
         stream, self._stream = self._stream, None
         assert stream is not None
-        conn = Connection.create(
+        conn = open_connection(
             stream, limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log
         )
         conn.peer = f"{self.host}:{self.port}"

@@ -46,20 +46,12 @@ class LimitOverrunError(asyncio.LimitOverrunError, ValueError):
     """
 
 
-#: OS errors that mean the connection is gone, as opposed to a programming error.
-_TRANSPORT_ERRNOS = frozenset(
-    {
-        errno.ECONNRESET,
-        errno.ECONNABORTED,
-        errno.EPIPE,
-        errno.ETIMEDOUT,
-        errno.ENOTCONN,
-        errno.EHOSTUNREACH,
-        errno.ENETUNREACH,
-        errno.ENETDOWN,
-        errno.EBADF,
-        errno.ESHUTDOWN,
-    }
+#: OS errors that say the caller did something wrong (a bad argument, not a
+#: socket), not that the link went away: they are bugs and must propagate.
+#: EBADF is not among them: it is what a socket closed by another task
+#: (the close racing a receive) gives.
+_BUG_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("EINVAL", "EFAULT", "ENOTSOCK") if hasattr(errno, name)
 )
 
 
@@ -83,16 +75,16 @@ def to_connection_error(exc: BaseException, what: str = "connection lost") -> Co
 
 
 def is_transport_error(exc: BaseException) -> bool:
-    """Whether ``exc`` (raised by a stream operation) means the link is unusable."""
+    """Whether ``exc`` (raised by a stream operation) means the link is unusable.
+
+    anyio's stream errors, TLS errors and OS errors are; an OS error whose
+    errno says the call itself was wrong (see ``_BUG_ERRNOS``) is not.
+    """
+    if isinstance(exc, OSError):
+        return exc.errno not in _BUG_ERRNOS
     return isinstance(
         exc,
-        (
-            anyio.BrokenResourceError,
-            anyio.ClosedResourceError,
-            anyio.EndOfStream,
-            ssl.SSLError,
-            OSError,
-        ),
+        (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, ssl.SSLError),
     )
 
 

@@ -18,7 +18,7 @@ from ._constants import DEFAULT_ENCODING, DEFAULT_MONITOR_CONNECTION_INTERVAL, D
 from ._exceptions import accept_error_kind
 from ._oneshot import OneShot
 from ._options import ServerOptions, server_options
-from ._streams import configure_socket
+from ._transport import configure_socket, open_connection
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -216,12 +216,11 @@ class OneClientServer(BaseClientOrServer):
             return
         configure_socket(stream)
         tls = self._ssl_context is not None
-        conn = Connection.create(
-            stream,
+        conn = open_connection(
+            None if tls else stream,
             limit=self.limit,
             monitor=self.monitor_connection_interval > 0,
             log=self.log,
-            attach=not tls,
         )
         conn.peer = str(peer)
         self._latest = conn

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 import socket
 import ssl
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-__all__ = ("ClientOptions", "ReadLoopServerOptions", "ServerOptions")
+__all__ = ("ClientOptions", "ReadLoopServerOptions", "ServerOptions", "check_base_arguments")
 
 
 class _CommonOptions(TypedDict, total=False):
@@ -214,3 +215,39 @@ def server_options(cls: type, options: dict[str, Any]) -> tuple[dict[str, Any], 
         if name in options:
             own[name] = options.pop(name)
     return own, options
+
+
+def _is_async_callable(obj: Any) -> bool:
+    if inspect.iscoroutinefunction(obj):
+        return True
+    call = getattr(obj, "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call)
+
+
+def check_base_arguments(
+    connect_callback: Any, log: Any, monitor_connection_interval: Any, limit: Any, linger: Any
+) -> None:
+    """Check the arguments every client and server takes.
+
+    Raises
+    ------
+    TypeError
+        If ``connect_callback`` is not None or an async callable, ``log`` is
+        not a logger, or ``monitor_connection_interval`` is not a number.
+    ValueError
+        If ``limit`` is not a positive int or ``linger`` is negative.
+    """
+    if connect_callback is not None and not _is_async_callable(connect_callback):
+        raise TypeError(f"connect_callback={connect_callback!r} must be an async function")
+    if not isinstance(log, logging.Logger):
+        raise TypeError(f"log={log!r} must be a logging.Logger")
+    if not isinstance(monitor_connection_interval, int | float) or isinstance(
+        monitor_connection_interval, bool
+    ):
+        raise TypeError(
+            f"monitor_connection_interval={monitor_connection_interval!r} must be a number"
+        )
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit={limit!r} must be a positive int")
+    if not linger >= 0:
+        raise ValueError(f"linger={linger!r} must be >= 0")

@@ -11,7 +11,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._base import ConnectCallbackType, _CompatAttribute
+from ._base import ConnectCallbackType
+from ._compat import CompatAttribute
 from ._constants import (
     DEFAULT_ENCODING,
     DEFAULT_LOCALHOST,
@@ -80,17 +81,17 @@ class OneClientReadLoopServer(OneClientServer):
         :class:`OneClientServer`).
     """
 
-    read_loop_task = _CompatAttribute(
+    read_loop_task = CompatAttribute(
         "read_loop_task",
         "the read loop runs in the server's task group, one per client, and ends "
         "when the client goes; stop it with close_client(), or override read_loop()",
     )
-    monitor_heartbeats_task = _CompatAttribute(
+    monitor_heartbeats_task = CompatAttribute(
         "monitor_heartbeats_task",
         "the heartbeat monitor runs in the server's task group while a client is "
         "connected (run_heartbeat_monitor_task=True) and ends with the client",
     )
-    heartbeat_received_tai = _CompatAttribute(
+    heartbeat_received_tai = CompatAttribute(
         "heartbeat_received_tai",
         "override handle_received_heartbeat() (and call super) to record when heartbeats arrive",
     )

@@ -1,19 +1,18 @@
-"""Helpers on plain anyio streams, and the socket options every connection gets."""
+"""Helpers on plain anyio streams (public: read_into, write_from, close_stream)."""
 
 from __future__ import annotations
 
 import ctypes
-import socket
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
-from anyio.abc import ByteSendStream, SocketAttribute
+from anyio.abc import ByteSendStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from ._constants import KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME
 from ._exceptions import IncompleteReadError, translate_errors
+from ._framing import fill_struct, structs_to_bytes
 
-__all__ = ("close_stream", "configure_socket", "read_into", "write_from")
+__all__ = ("close_stream", "read_into", "write_from")
 
 
 class _ReceiveExactly(Protocol):
@@ -49,7 +48,7 @@ async def read_into(stream: _ReceiveExactly, struct: ctypes.Structure) -> None:
         if isinstance(stream, BufferedByteReceiveStream):
             partial = bytes(stream.buffer)
         raise IncompleteReadError(partial, size) from None
-    ctypes.memmove(ctypes.addressof(struct), data, size)
+    fill_struct(struct, data)
 
 
 async def write_from(stream: ByteSendStream, *structs: ctypes.Structure) -> None:
@@ -63,10 +62,7 @@ async def write_from(stream: ByteSendStream, *structs: ctypes.Structure) -> None
         If any of ``structs`` is not a :class:`ctypes.Structure`; nothing is
         sent.
     """
-    for struct in structs:
-        if not isinstance(struct, ctypes.Structure):
-            raise TypeError(f"expected a ctypes.Structure, not {type(struct).__name__}")
-    data = b"".join(bytes(s) for s in structs)
+    data = structs_to_bytes(structs)
     with translate_errors():
         await stream.send(data)
 
@@ -81,31 +77,3 @@ async def close_stream(stream: anyio.abc.AsyncResource | None) -> None:
             await stream.aclose()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
-
-
-def configure_socket(stream: Any) -> None:
-    """Turn on TCP keepalive and TCP_NODELAY on the socket under ``stream``."""
-    try:
-        sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
-    except (anyio.TypedAttributeLookupError, OSError, ValueError, AttributeError):
-        # Not a socket; or (uvloop) the peer's reset closed the transport
-        # already, and looking at its pseudo-socket fails.
-        return
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_TIME)
-        elif hasattr(socket, "TCP_KEEPALIVE"):  # macOS
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPALIVE, KEEPALIVE_TIME)
-        if hasattr(socket, "TCP_KEEPINTVL"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
-        if hasattr(socket, "TCP_KEEPCNT"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
-    except (OSError, ValueError):
-        # The peer may already have reset the connection (uvloop then fails
-        # with ValueError, from a pseudo-socket with no descriptor); the
-        # reads will say so.
-        pass

@@ -224,7 +224,8 @@ class _ServerTestSupport(Generic[ServerT]):
             kwargs.setdefault("host", DEFAULT_LOCALHOST)
         self._recorder = ConnectRecorder()
         async with server_class(port=0, log=self.log, **kwargs) as server:
-            yield server
+            # (the context manager mixin's __aenter__ loses the type variable)
+            yield typing.cast(ServerT, server)
 
     @asynccontextmanager
     async def create_client(

@@ -209,6 +209,9 @@ class AsyncioConnection(Connection):
                 return
             await anyio.lowlevel.checkpoint()
 
+    def _wake_transport(self) -> None:
+        pass  # the protocol callbacks need no waking
+
     # --------------------------------------------------------------- send
 
     def start_sending(self, tg: anyio.abc.TaskGroup) -> None:

@@ -1,0 +1,449 @@
+"""The lifecycle of a client or server: starting, the task tree, closing.
+
+The task tree of a running object (``async with obj:`` or
+``await task_group.start(obj.run)``)::
+
+    host (the caller's task or task group)
+    └── _running: opens the connection or listeners (``_open``), then a task
+        group holding
+        └── supervisor (``__supervise``): its task group is ``_inner``
+            ├── tasks of ``start_soon`` (they end with close())
+            ├── a server's accept loop per listener (``_started_hook``)
+            └── per connection, ``_serve_connection``, whose task group holds
+                ├── the transport's pump and flusher (``start_receiving``,
+                │   ``start_sending``; none on the asyncio fast path)
+                └── the connection's own group, ended before the next client
+                    is served: read loop, heartbeats, ``start_connection_soon``
+
+Closing is a request (``_request_close``): mark the connection closed here,
+set ``_close_requested`` and, unless called from the object's own tasks
+(``_current_owner``), wait for ``done_task``. The supervisor then runs
+``_teardown`` (shielded) and cancels its group; each connection's close is
+shielded and bounded by ``linger``. The subclass hooks: ``_open`` (connect or
+bind, or raise OSError having started nothing), ``_started_hook`` (first
+background work), ``_teardown`` (close everything), ``_release`` (close what
+``_open`` opened and no task took over), ``_wrap_stream`` (TLS), and
+``_on_connected`` / ``_on_disconnected`` (around the connect callbacks).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import math
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ._connection import HALF_CLOSE_GRACE, Connection
+from ._oneshot import OneShot
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover
+    from typing_extensions import Self
+
+__all__ = ("Lifecycle",)
+
+#: The object whose background task is running (inherited by the tasks it
+#: starts); lets close() know it was called from one of the object's own tasks.
+_current_owner: ContextVar[object | None] = ContextVar("anytcpip_owner", default=None)
+
+
+class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
+    """Starting, supervising and closing; the base of BaseClientOrServer.
+
+    Uses (set by the subclass): ``log``, ``linger``, ``should_be_connected``,
+    ``_conn``, ``_was_connected`` and :meth:`call_connect_callback`.
+    """
+
+    log: logging.Logger
+    linger: float
+    should_be_connected: bool
+    _conn: Connection | None
+    _was_connected: bool
+
+    def _init_lifecycle(self) -> None:
+        #: Done once connected (client) or listening (server).
+        self.start_task = OneShot("start_task", self._is_started)
+        #: Done once closed.
+        self.done_task = OneShot("done_task", self._is_started)
+        self._started = False
+        self._closing = False
+        self._close_requested: anyio.Event | None = None
+        self._supervised = False
+        self._close_called = False
+        self._inner: anyio.abc.TaskGroup | None = None
+        # The current connection and the task group of its tasks.
+        self._conn_tasks: tuple[Connection, anyio.abc.TaskGroup] | None = None
+        # Per connection: set once its tasks ended and its last callback ran.
+        self._released_events: dict[Connection, anyio.Event] = {}
+        self._open_scope: anyio.CancelScope | None = None
+
+    @abc.abstractmethod
+    async def call_connect_callback(self) -> None:
+        """Call the connect callback if ``connected`` changed since the last call."""
+
+    def _inside(self) -> bool:
+        return _current_owner.get() is self
+
+    def _is_started(self) -> bool:
+        return self._started
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncIterator[Self]:
+        if self._started:
+            raise RuntimeError(f"{self!r} was already started; make a new one")
+        user_error: BaseException | None = None
+        async with self._running():
+            try:
+                yield self
+            except (GeneratorExit, anyio.get_cancelled_exc_class()):
+                raise
+            except BaseException as exc:
+                # Re-raised below, outside the task group, so that it comes out
+                # as it is rather than inside an ExceptionGroup (SystemExit and
+                # KeyboardInterrupt included; a cancellation stays one).
+                user_error = exc
+        if user_error is not None:
+            raise user_error
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run in the caller's task group until :meth:`close`.
+
+        Use as ``await task_group.start(obj.run)``: that returns once connected
+        (client) or listening (server), or raises :exc:`OSError` if that failed,
+        with nothing left running.
+        """
+        if self._started:
+            raise RuntimeError(f"{self!r} was already started; make a new one")
+        async with self._running():
+            task_status.started()
+            assert self._close_requested is not None
+            await self._close_requested.wait()
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        """Open the connection or listeners, run the background tasks, and on exit
+        close and wait for them all."""
+        self._started = True
+        if self.done_task.done():
+            # A placeholder client, or closed before it was started.
+            yield
+            return
+        self._close_requested = anyio.Event()
+        try:
+            # close() from another task aborts a connect in progress.
+            with anyio.CancelScope() as self._open_scope:
+                await self._open()
+            self._open_scope = None
+            if self._close_requested.is_set():
+                raise ConnectionError("closed while starting")
+            async with anyio.create_task_group() as tg:
+                try:
+                    await tg.start(self.__supervise)
+                    try:
+                        await self._started_hook()
+                    except (RuntimeError, ConnectionError):
+                        # Only if the supervisor's task group closed under
+                        # us (we are being cancelled, and the checkpoint says
+                        # so); any other error of the hook is raised as it is.
+                        if self._inner is None or anyio.current_effective_deadline() == -math.inf:
+                            await anyio.lowlevel.checkpoint()
+                        raise
+                    self.start_task.set()
+                    yield
+                finally:
+                    # Leaving the block (or the end of run) is a close at this
+                    # end, through the public close() that a subclass may
+                    # override, unless somebody called it already.
+                    with anyio.CancelScope(shield=True):
+                        if not self._close_called and self._supervised:
+                            try:
+                                await self.close()
+                            except Exception:
+                                self.log.exception("close() failed")
+                        self.should_be_connected = False
+                        self._close_requested.set()
+                        if self._supervised:
+                            await self.done_task
+        except BaseException as exc:
+            if not self.start_task.done():
+                # Failed or cancelled while starting: awaiting start_task says
+                # so with an OSError (a cancellation belongs to the canceller).
+                error = (
+                    exc if isinstance(exc, OSError) else ConnectionError(f"not started: {exc!r}")
+                )
+                self.start_task.set_exception(error)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._release()
+            self.done_task.set()
+
+    async def __supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        _current_owner.set(self)
+        self._supervised = True
+        try:
+            async with anyio.create_task_group() as inner:
+                self._inner = inner
+                task_status.started()
+                try:
+                    assert self._close_requested is not None
+                    await self._close_requested.wait()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._teardown()
+                    inner.cancel_scope.cancel()
+        finally:
+            self._inner = None
+            self.done_task.set()
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close: the connection (and, for a server, every listener); set
+        ``done_task`` done. Idempotent, bounded in time, safe from any task."""
+
+    @abc.abstractmethod
+    async def _open(self) -> None:
+        """Connect or bind; raise OSError on failure having started nothing."""
+
+    @abc.abstractmethod
+    async def _started_hook(self) -> None:
+        """Start the first background work (the supervisor is running)."""
+
+    def _inner_group(self) -> anyio.abc.TaskGroup:
+        """The supervisor's task group, for tasks started while starting."""
+        if self._inner is None:
+            # The supervisor is gone: only a cancellation of the host does
+            # that while it is starting.
+            raise ConnectionError("closed while starting")
+        return self._inner
+
+    async def _release(self) -> None:
+        """Hook: close whatever _open opened and no task took over (after a
+        failure or cancellation while starting). Idempotent."""
+
+    @abc.abstractmethod
+    async def _teardown(self) -> None:
+        """Close everything (shielded; the inner task group is still open)."""
+
+    async def _request_close(self) -> None:
+        """Ask the object to close; wait for it unless called from its own task."""
+        if self._close_requested is None:
+            # Never started: nothing to do but say so.
+            self._started = True
+            self.start_task.set_exception(ConnectionError("closed before it was started"))
+            self.done_task.set()
+            return
+        conn = self._conn
+        if conn is not None:
+            conn.close_here()
+        self._close_requested.set()
+        if self._open_scope is not None:
+            self._open_scope.cancel()
+        if not self._inside():
+            with anyio.CancelScope(shield=True):
+                await self.done_task
+
+    # ---------------------------------------------------------------- tasks
+
+    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = "") -> None:
+        """Run ``await func(*args)`` in this object's task group until
+        :meth:`close`: the structured replacement for :func:`asyncio.create_task`
+        (works on every backend).
+
+        The task is cancelled when the object closes. An exception from it
+        (other than cancellation) is logged, like a read-loop error, and ends
+        only that task. Call it from any task while the object runs (from a
+        connect callback, a command handler, or the code that runs the object).
+
+        Raises
+        ------
+        RuntimeError
+            If the object is not running (not started yet, or closed).
+        """
+        group = self._inner
+        if group is None or self._closing_down_requested():
+            raise RuntimeError(
+                f"{self!r} is not running: start_soon needs a started object "
+                "(`async with obj:` or `await task_group.start(obj.run)`)"
+            )
+        group.start_soon(self._guarded, func, args, name or _name_of(func), name=name or None)
+
+    def start_connection_soon(
+        self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = ""
+    ) -> None:
+        """Run ``await func(*args)`` while the current connection lasts: the
+        task is cancelled when the connection is lost or closed (before the
+        next client of a server is served), and at the latest by :meth:`close`.
+
+        The replacement for ``asyncio.create_task`` in a connect callback
+        (call it when ``self.connected`` is True), with no task to cancel in
+        the disconnect callback. Errors are logged as for :meth:`start_soon`.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        """
+        entry = self._conn_tasks
+        if entry is None or not entry[0].is_open:
+            raise ConnectionError("not connected: start_connection_soon needs a connection")
+        entry[1].start_soon(self._guarded, func, args, name or _name_of(func), name=name or None)
+
+    async def _guarded(
+        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], label: str
+    ) -> None:
+        _current_owner.set(self)
+        try:
+            await func(*args)
+        except Exception:
+            self.log.exception("task %s failed", label)
+
+    def _closing_down_requested(self) -> bool:
+        return self._close_requested is not None and self._close_requested.is_set()
+
+    def _released(self, conn: Connection) -> anyio.Event:
+        """Set once ``conn``'s tasks have ended and its last callback ran."""
+        event = self._released_events.get(conn)
+        if event is None:
+            event = self._released_events[conn] = anyio.Event()
+            if conn.done.is_set():
+                event.set()
+        return event
+
+    # --------------------------------------------------- per-connection task
+
+    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+        """Hook: the connection is up and the callback has run."""
+
+    def _on_disconnected(self) -> None:
+        """Hook: the connection was lost or closed; the callback is next."""
+
+    async def _serve_connection(
+        self,
+        conn: Connection,
+        stream_to_wrap: anyio.abc.ByteStream | None,
+        previous: Connection | None,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run one connection from callback to callback, then close it."""
+        _current_owner.set(self)
+        deadline = float("inf")
+        try:
+            if previous is not None:
+                # A new client: the previous one, if half-closed, is done. Its
+                # tasks have ended and its last callback ran; what it was sent
+                # may still be draining in its own task.
+                previous.end_half_open()
+                await self._released(previous).wait()
+            if stream_to_wrap is not None:
+                wrapped = await self._wrap_until_closed(conn, stream_to_wrap)
+                if wrapped is None:
+                    return
+                conn.attach(wrapped)
+            if conn.closed_here:
+                # Closed at this end (close(), close_client()) while it waited
+                # for the connection before it: never served.
+                return
+            async with anyio.create_task_group() as tg:
+                conn.start_sending(tg)
+                self._conn = conn
+                self.should_be_connected = True
+                # The connection's own tasks (read loop, heartbeats, and
+                # start_connection_soon) live in a group of their own, which
+                # ends before the next client is served.
+                async with anyio.create_task_group() as tasks:
+                    self._conn_tasks = (conn, tasks)
+                    await self.call_connect_callback()
+                    if conn.monitor and conn.is_open:
+                        conn.start_receiving(tg)
+                    self._on_connected(tasks)
+                    task_status.started()
+                    await conn.lost.wait()
+                    self._on_disconnected()
+                    await self.call_connect_callback()
+                    if conn.writable:
+                        # The peer half-closed: what we still write (the read
+                        # loop answering its last requests) goes out.
+                        await conn.linger_half_open(HALF_CLOSE_GRACE)
+                    # Let a reader woken by the close finish what it was doing.
+                    await anyio.lowlevel.checkpoint()
+                    tasks.cancel_scope.cancel()
+                self._released(conn).set()
+                deadline = anyio.current_time() + self.linger
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
+                    await conn.wait_flushed()
+                tg.cancel_scope.cancel()
+        except Exception as exc:
+            # Only a failed TLS handshake gets here (anything else is a bug and
+            # propagates through the task group).
+            if not isinstance(exc, OSError | anyio.BrokenResourceError | anyio.EndOfStream):
+                raise
+            self.log.warning("could not set up the connection from %s: %r", conn.peer, exc)
+            conn.set_error(exc)
+        finally:
+            if self._conn_tasks is not None and self._conn_tasks[0] is conn:
+                self._conn_tasks = None
+            if deadline == float("inf"):
+                deadline = anyio.current_time() + self.linger
+            await conn.finish_close(deadline)
+            if self._conn is conn and self._was_connected:
+                # Cancelled (the owner's task group, say) before the disconnect
+                # callback ran: run it now, shielded but bounded, so callbacks
+                # still alternate.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
+                    self._on_disconnected()
+                    await self.call_connect_callback()
+                self._was_connected = False
+            self._released(conn).set()
+            self._released_events.pop(conn, None)
+
+    async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
+        """Hook: wrap an accepted stream (TLS) before it is used."""
+        return stream
+
+    async def _wrap_until_closed(
+        self, conn: Connection, stream: anyio.abc.ByteStream
+    ) -> anyio.abc.ByteStream | None:
+        """``_wrap_stream(stream)``, given up (None, ``stream`` closed) as soon
+        as ``conn`` is closed at this end, so that closing is not held up by
+        a handshake. A failed handshake raises, with ``stream`` closed."""
+        wrapped: anyio.abc.ByteStream | None = None
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def give_up_on_close() -> None:
+                    await conn.lost.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(give_up_on_close)
+                try:
+                    wrapped = await self._wrap_stream(stream)
+                except Exception as exc:
+                    # Raised below, outside the task group, as it is.
+                    error = exc
+                tg.cancel_scope.cancel()
+        except BaseException:
+            # Cancelled from outside: nothing takes the stream over.
+            await anyio.aclose_forcefully(wrapped if wrapped is not None else stream)
+            raise
+        if wrapped is None:
+            await anyio.aclose_forcefully(stream)
+        if error is not None:
+            raise error
+        return wrapped
+
+
+def _name_of(func: Callable[..., Any]) -> str:
+    return str(getattr(func, "__qualname__", None) or func)

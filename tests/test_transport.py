@@ -1,0 +1,76 @@
+"""Which transport each connection gets (white-box).
+
+The fast paths rest on anyio internals; if a new anyio version moves them,
+the connection silently falls back to the generic (about twice as slow)
+stream. These tests make that a failure instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+import anyio
+import pytest
+import trustme
+
+import anytcpip
+from anytcpip._transport_asyncio import AsyncioConnection
+from anytcpip._transport_stream import StreamConnection
+from anytcpip._transport_trio import TrioConnection
+from helpers import NET_TIMEOUT, server_and_client
+
+
+def expected_plain(anyio_backend: Any) -> type:
+    name = anyio_backend[0] if isinstance(anyio_backend, tuple) else anyio_backend
+    return TrioConnection if name == "trio" else AsyncioConnection
+
+
+def conn_of(obj: anytcpip.BaseClientOrServer) -> Any:
+    conn = obj._conn
+    assert conn is not None
+    return conn
+
+
+@pytest.mark.parametrize("monitor", [1.0, 0.0], ids=["monitor-on", "monitor-off"])
+async def test_plain_tcp_gets_the_fast_path(
+    anyio_backend: Any, log: logging.Logger, monitor: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    kwargs = {"monitor_connection_interval": monitor}
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(log, server_kwargs=kwargs, client_kwargs=kwargs) as (
+            server,
+            client,
+        ):
+            expected = expected_plain(anyio_backend)
+            assert type(conn_of(server)) is expected
+            assert type(conn_of(client)) is expected
+            await client.write_str("ping")
+            assert await server.read_str() == "ping"
+            await server.write_str("pong")
+            assert await client.read_str() == "pong"
+    assert "fast path does not apply" not in caplog.text
+
+
+@pytest.mark.parametrize("monitor", [1.0, 0.0], ids=["monitor-on", "monitor-off"])
+async def test_tls_gets_the_generic_stream(
+    anyio_backend: Any, log: logging.Logger, monitor: float
+) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
+    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client_context)
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_and_client(
+            log,
+            server_kwargs={"ssl_context": server_context, "monitor_connection_interval": monitor},
+            client_kwargs={"ssl_context": client_context, "monitor_connection_interval": monitor},
+        ) as (server, client):
+            for obj in (server, client):
+                conn = conn_of(obj)
+                assert type(conn) is StreamConnection
+                assert conn._transport_w is None
+            await client.write_str("ping")
+            assert await server.read_str() == "ping"
