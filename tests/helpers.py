@@ -27,10 +27,10 @@ class ShortStruct(ctypes.Structure):
 
     _pack_ = 1
     _fields_ = [
-        ("ushort_0", ctypes.c_ushort),
-        ("int64_0", ctypes.c_int64),
-        ("double_0", ctypes.c_double),
-        ("float_0", ctypes.c_float),
+        ("seq", ctypes.c_ushort),
+        ("stamp", ctypes.c_int64),
+        ("angle", ctypes.c_double),
+        ("level", ctypes.c_float),
     ]
 
 
@@ -258,8 +258,8 @@ async def check_read_write_methods(
     await writer.writelines([data[:3], data[3:10], data[10:]])
     assert await reader.readuntil(anytcpip.DEFAULT_TERMINATOR) == data
 
-    sent = ShortStruct(ushort_0=1, int64_0=-2, double_0=3.3, float_0=4.5)
-    other = ShortStruct(ushort_0=65535, int64_0=2**62, double_0=-1e300, float_0=0.0)
+    sent = ShortStruct(seq=1, stamp=-2, angle=3.3, level=4.5)
+    other = ShortStruct(seq=65535, stamp=2**62, angle=-1e300, level=0.0)
     await writer.write_from(sent, other)
     for expected in (sent, other):
         got = ShortStruct()

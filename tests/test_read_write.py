@@ -84,7 +84,7 @@ async def test_read_str_and_read_into_through_one_byte_relay(
 ) -> None:
     with anyio.fail_after(NET_TIMEOUT):
         async with relayed_pair(log) as (server, client):
-            sent = ShortStruct(ushort_0=3, int64_0=-4, double_0=0.5, float_0=2.0)
+            sent = ShortStruct(seq=3, stamp=-4, angle=0.5, level=2.0)
             server.terminator = client.terminator = b"XYZZY"
             await client.write_str("one")
             await client.write_from(sent)
@@ -219,7 +219,7 @@ async def test_random_cancellation_through_relay_loses_nothing(
         elif kind == "bytes":
             items.append((kind, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 30)))))
         elif kind == "struct":
-            items.append((kind, ShortStruct(ushort_0=i, int64_0=-i, double_0=i / 3, float_0=0.5)))
+            items.append((kind, ShortStruct(seq=i, stamp=-i, angle=i / 3, level=0.5)))
         else:
             items.append((kind, {"i": i, "pad": "y" * rng.randrange(20)}))
     cancellations = 0
@@ -349,14 +349,14 @@ async def test_data_sent_before_peer_close_stays_readable(log: logging.Logger) -
         ) as server:
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
                 await callback.expect(True)
-                await peer.send(b"first\r\n" + bytes(ShortStruct(ushort_0=9)) + b"half")
+                await peer.send(b"first\r\n" + bytes(ShortStruct(seq=9)) + b"half")
             await callback.expect(False)
             assert not server.connected
             assert server.should_be_connected
             assert await server.read_str() == "first"
             got = ShortStruct()
             await server.read_into(got)
-            assert got.ushort_0 == 9
+            assert got.seq == 9
             with pytest.raises(anytcpip.IncompleteReadError) as info:
                 await server.read_str()
             assert info.value.partial == b"half"
