@@ -30,7 +30,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import anytcpip
-from anytcpip import _cli
+from anytcpip import _cli, _console
 
 #: ``--backend`` values installed here (what the command line runs on).
 CLI_BACKENDS = [
@@ -546,12 +546,12 @@ def test_logging_is_configured_for_anytcpip_only(capsys: pytest.CaptureFixture[s
 
 def test_received_messages_are_marked_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     args = argparse.Namespace(encoding="utf-8", json=True, mark=True)
-    _cli._show(b"plain", args)
-    _cli._show(b'{"a": 1}', args)
-    _cli._show(b"\xff", args)
+    _console._show(b"plain", args)
+    _console._show(b'{"a": 1}', args)
+    _console._show(b"\xff", args)
     assert capsys.readouterr().out == "< plain\n< {\n<   \"a\": 1\n< }\n< b'\\xff'\n"
     args.mark = False
-    _cli._show(b"plain", args)
+    _console._show(b"plain", args)
     assert capsys.readouterr().out == "plain\n"
 
 
@@ -567,11 +567,11 @@ def test_serve_does_not_read_the_terminal_in_the_background(
     monkeypatch.setattr(os, "getpgrp", lambda: 1000)
     foreground = [1000]
     monkeypatch.setattr(os, "tcgetpgrp", lambda fd: foreground[0])
-    assert _cli._read_stdin(parser.parse_args(["serve"]))
-    assert not _cli._read_stdin(parser.parse_args(["serve", "--no-stdin"]))
+    assert _console._read_stdin(parser.parse_args(["serve"]))
+    assert not _console._read_stdin(parser.parse_args(["serve", "--no-stdin"]))
     assert capsys.readouterr().err == ""
     foreground[0] = 2000  # another process group has the terminal
-    assert not _cli._read_stdin(parser.parse_args(["serve"]))
+    assert not _console._read_stdin(parser.parse_args(["serve"]))
     assert "running in the background: not reading the terminal" in capsys.readouterr().err
 
 

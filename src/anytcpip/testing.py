@@ -28,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - tested in a subprocess
         "anytcpip.testing needs pytest, which anytcpip does not install: pip install pytest"
     ) from exc
 
+from . import _backends
 from ._base import BaseClientOrServer
 from ._client import Client
 from ._constants import DEFAULT_LOCALHOST
@@ -62,23 +63,9 @@ __all__ = (
 #: :class:`BaseOneClientServerTestCase` on every installed backend.
 ALL_BACKENDS = "all"
 
-#: Backend names, as test ids show them, and their ``anyio.run`` arguments.
-_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
-    "asyncio": ("asyncio", {}),
-    "asyncio+uvloop": ("asyncio", {"use_uvloop": True}),
-    "trio": ("trio", {}),
-}
-
 
 def _installed(name: str) -> bool:
-    module = {"asyncio+uvloop": "uvloop", "trio": "trio"}.get(name)
-    if module is None:
-        return True
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
+    return _backends.get(name).installed
 
 
 #: Default time limit (seconds) for waiting on a connection or a callback.
@@ -95,7 +82,7 @@ def available_backends() -> list[ParameterSet]:
         def anyio_backend(request):
             return request.param
     """
-    return [pytest.param(_BACKENDS[name], id=name) for name in _BACKENDS if _installed(name)]
+    return [pytest.param(b.anyio_backend(), id=b.name) for b in _backends.available()]
 
 
 class ConnectRecorder:
@@ -298,12 +285,13 @@ else:  # pragma: no cover
 
 def _backend_names(value: str | Sequence[str], cls_name: str) -> list[str]:
     if value == ALL_BACKENDS:
-        return [name for name in _BACKENDS if _installed(name)]
+        return [b.name for b in _backends.available()]
     names = [value] if isinstance(value, str) else list(value)
-    unknown = [n for n in names if n not in _BACKENDS]
+    known = [b.name for b in _backends.BACKENDS]
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise TypeError(
-            f"{cls_name}.anyio_backends={value!r}: use ALL_BACKENDS or names from {list(_BACKENDS)}"
+            f"{cls_name}.anyio_backends={value!r}: use ALL_BACKENDS or names from {known}"
         )
     return names
 
@@ -420,7 +408,7 @@ class BaseOneClientServerTestCase(_ServerTestSupport[ServerT], unittest.TestCase
         if not _installed(backend):
             raise unittest.SkipTest(f"{backend} is not installed")
         self.anyio_backend = backend
-        library, options = _BACKENDS[backend]
+        library, options = _backends.get(backend).anyio_backend()
         anyio.run(self._anytcpip_run, method, backend=library, backend_options=options)
 
     async def _anytcpip_run(self, method: Callable[[], Any]) -> None:
