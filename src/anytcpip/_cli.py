@@ -26,6 +26,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -109,8 +110,36 @@ def _run(
 # ------------------------------------------------------------------ bench
 
 
+#: Where a checkout of anytcpip keeps the benchmark suite (``anytcpip_bench``),
+#: relative to this file (``src/anytcpip/_cli.py``).
+_CHECKOUT_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+#: What to do when the benchmark suite cannot be found.
+_BENCH_HOWTO = (
+    "the benchmark suite is not installed with anytcpip: run 'anytcpip bench' in "
+    "a checkout of anytcpip's source (pip install -e '.[bench]' there), or put the "
+    "checkout's benchmarks/ folder on PYTHONPATH"
+)
+
+
 def _bench_module() -> Any:
-    return importlib.import_module("anytcpip._bench")
+    """The benchmark suite: the importable ``anytcpip_bench``, else the one in
+    the checkout this file belongs to.
+
+    Raises
+    ------
+    ImportError
+        Neither is there (the message says how to get it).
+    """
+    try:
+        return importlib.import_module("anytcpip_bench")
+    except ModuleNotFoundError as exc:
+        if exc.name != "anytcpip_bench":
+            raise
+    if not (_CHECKOUT_BENCHMARKS / "anytcpip_bench" / "__init__.py").is_file():
+        raise ImportError(_BENCH_HOWTO)
+    sys.path.insert(0, str(_CHECKOUT_BENCHMARKS))
+    return importlib.import_module("anytcpip_bench")
 
 
 # ------------------------------------------------------------------ parser
