@@ -16,11 +16,11 @@ import pytest
 import trustme
 
 import anytcpip
+from anytcpip.testing import check_read_write_methods
 from helpers import (
     NET_TIMEOUT,
     CallbackRecorder,
     check_not_connected,
-    check_read_write_methods,
     receive_until_eof,
     rst_close,
 )
@@ -204,8 +204,7 @@ async def test_connect_callback_raises(log: logging.Logger) -> None:
             await server.connected_task
             assert client.connected
             assert server.connected
-            await check_read_write_methods(reader=server, writer=client)
-            await check_read_write_methods(reader=client, writer=server)
+            await check_read_write_methods(server, client)
             assert callback.states == [True, True]
     assert callback.states == [True, True, False, False]
 

@@ -14,11 +14,11 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import check_read_write_methods
 from helpers import (
     NET_TIMEOUT,
     CallbackRecorder,
     ShortStruct,
-    check_read_write_methods,
     one_byte_relay,
     rst_close,
     server_and_client,
@@ -59,8 +59,7 @@ async def test_read_write_methods_both_directions(host: str, log: logging.Logger
         pytest.skip("no IPv6 loopback on this machine")
     with anyio.fail_after(NET_TIMEOUT):
         async with server_and_client(log, host=host) as (server, client):
-            await check_read_write_methods(reader=client, writer=server)
-            await check_read_write_methods(reader=server, writer=client)
+            await check_read_write_methods(client, server)
             assert client.connected
             assert server.connected
 
@@ -75,8 +74,7 @@ async def test_read_write_methods_without_monitoring(log: logging.Logger) -> Non
             server,
             client,
         ):
-            await check_read_write_methods(reader=client, writer=server)
-            await check_read_write_methods(reader=server, writer=client)
+            await check_read_write_methods(client, server)
 
 
 async def test_read_str_and_read_into_through_one_byte_relay(
