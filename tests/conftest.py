@@ -45,8 +45,8 @@ def _no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     """R32: no file descriptor is left open by a test.
 
     Measured around the whole test (the event loop included), after a garbage
-    collection; the descriptors uvloop opens once per process (RELIABILITY F11)
-    are allowed for on the first uvloop test.
+    collection; the descriptor uvloop opens once per process (see
+    docs/reliability.rst) is allowed for on the first uvloop test.
     """
     if "no_fd_check" in request.keywords:
         yield

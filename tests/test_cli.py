@@ -454,7 +454,7 @@ def test_bad_arguments(argv: list[str], message: str, capsys: pytest.CaptureFixt
     assert "usage: anytcpip" in err
 
 
-@pytest.mark.no_fd_check  # uvloop opens descriptors once per process (F11)
+@pytest.mark.no_fd_check  # uvloop's one-time descriptor (docs/reliability.rst)
 def test_connection_refused(
     cli_backend: str, refused_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -465,7 +465,7 @@ def test_connection_refused(
     )
 
 
-@pytest.mark.no_fd_check  # uvloop opens descriptors once per process (F11)
+@pytest.mark.no_fd_check  # uvloop's one-time descriptor (docs/reliability.rst)
 def test_address_in_use(cli_backend: str, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,5 +1,5 @@
 """Client: ported from ts_tcpip's tests/test_client.py, plus the anyio-specific
-behaviour of SPEC sections 1-4."""
+behaviour: lifecycle, reading and writing, connection state."""
 
 from __future__ import annotations
 

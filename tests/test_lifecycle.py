@@ -1,4 +1,4 @@
-"""Lifecycle under structured concurrency (SPEC section 1) and connection state
+"""Lifecycle under structured concurrency (docs/lifecycle.rst) and connection state
 (section 4)."""
 
 from __future__ import annotations

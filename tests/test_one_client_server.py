@@ -1,5 +1,5 @@
 """OneClientServer: ported from ts_tcpip's tests/test_one_client_server.py,
-plus SPEC section 5."""
+plus the server behaviour of docs/guide.rst."""
 
 from __future__ import annotations
 

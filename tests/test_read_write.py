@@ -1,4 +1,4 @@
-"""Reading and writing (SPEC section 3), in both directions, on every backend."""
+"""Reading and writing (docs/guide.rst), in both directions, on every backend."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def get_seed() -> int:
 
 
 def slack(interval: float = INTERVAL) -> float:
-    """RELIABILITY.md time slack: max(3 x interval, 0.5 s)."""
+    """The time slack of docs/reliability.rst: max(3 x interval, 0.5 s)."""
     return max(3 * interval, 0.5)
 
 

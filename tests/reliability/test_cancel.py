@@ -1,4 +1,4 @@
-"""Cancellation during reads, writes and close (RELIABILITY.md R21-R23)."""
+"""Cancellation during reads, writes and close (docs/reliability.rst R21-R23)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Closing: waking blocked tasks, no tail loss, bounded close
-(RELIABILITY.md R24-R26)."""
+(docs/reliability.rst R24-R26)."""
 
 from __future__ import annotations
 

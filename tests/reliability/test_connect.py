@@ -1,4 +1,4 @@
-"""Connecting: refused, hanging and cancelled connects (RELIABILITY.md R9, R10)."""
+"""Connecting: refused, hanging and cancelled connects (docs/reliability.rst R9, R10)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Heartbeats: frozen peers and protocol edge cases with
-OneClientReadLoopServer (RELIABILITY.md R5, R8, and the heartbeat part of
+OneClientReadLoopServer (docs/reliability.rst R5, R8, and the heartbeat part of
 R16)."""
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ async def test_frozen_peer(log: logging.Logger) -> None:
                 assert not server.should_be_connected
                 start = anyio.current_time()
                 await server.close()
-                # SPEC: a peer that never closes its end delays close() by at
-                # most ``linger`` (RELIABILITY's 0.5 s predates that bound).
+                # A peer that never closes its end delays close() by at
+                # most ``linger`` (a tighter 0.5 s would not hold for it).
                 assert anyio.current_time() - start <= server.linger + slack()
 
 

@@ -1,5 +1,5 @@
 """Peer and transport faults: FIN, RST, cut frames, half-close, kill, vanish
-(RELIABILITY.md R1-R4, R6, R7)."""
+(docs/reliability.rst R1-R4, R6, R7)."""
 
 from __future__ import annotations
 

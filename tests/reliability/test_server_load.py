@@ -1,5 +1,5 @@
 """OneClientServer under load: connection floods, fast reconnects, EMFILE
-(RELIABILITY.md R11-R13)."""
+(docs/reliability.rst R11-R13)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Server start errors: address in use, port 0, IPv6 (RELIABILITY.md R14)."""
+"""Server start errors: address in use, port 0, IPv6 (docs/reliability.rst R14)."""
 
 from __future__ import annotations
 
@@ -67,9 +67,9 @@ async def test_address_in_use(log: logging.Logger, form: str) -> None:
 
 
 async def test_port_0_all_interfaces(log: logging.Logger) -> None:
-    """R14 / SPEC: ``host=None, port=0`` listens on every interface, and every
-    bound socket shares one port, so ``port`` is never ambiguous (SPEC
-    differs from the reference here); a client on 127.0.0.1 is served."""
+    """R14: ``host=None, port=0`` listens on every interface, and every
+    bound socket shares one port, so ``port`` is never ambiguous (unlike
+    ts_tcpip); a client on 127.0.0.1 is served."""
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(host=None, port=0, log=log) as server:
             assert server.port != 0

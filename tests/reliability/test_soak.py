@@ -1,5 +1,5 @@
 """Soak test: mixed traffic through a FaultProxy with random faults
-(RELIABILITY.md section 5).
+(docs/reliability.rst, Soak).
 
 The short version (about 3 s per backend) runs in the normal suite. The long
 one (``SOAK_SECONDS``, default 60, per backend) runs with ``pytest -m soak``
