@@ -45,44 +45,6 @@ def struct_fields(s: ctypes.Structure) -> list[Any]:
     return values
 
 
-class CallbackRecorder:
-    """A connect_callback that records ``connected`` for every call and lets a
-    test await the next one."""
-
-    def __init__(self) -> None:
-        self.states: list[bool] = []
-        self.objects: list[anytcpip.BaseClientOrServer] = []
-        self._consumed = 0
-        self._event: anyio.Event | None = None
-        self.raise_error = False
-
-    async def __call__(self, obj: anytcpip.BaseClientOrServer) -> None:
-        self.states.append(obj.connected)
-        self.objects.append(obj)
-        if self._event is not None:
-            self._event.set()
-        if self.raise_error:
-            raise RuntimeError("connect_callback raising on purpose")
-
-    async def next(self, timeout: float = 5.0) -> bool:
-        """The ``connected`` value of the next callback not yet consumed."""
-        with anyio.fail_after(timeout):
-            while self._consumed >= len(self.states):
-                event = self._event = anyio.Event()
-                await event.wait()
-        value = self.states[self._consumed]
-        self._consumed += 1
-        return value
-
-    async def expect(self, connected: bool, timeout: float = 5.0) -> None:
-        value = await self.next(timeout)
-        assert value is connected, f"callback gave connected={value}, not {connected}"
-
-    def pending(self) -> int:
-        """How many callbacks have not been consumed by next()."""
-        return len(self.states) - self._consumed
-
-
 @asynccontextmanager
 async def server_and_client(
     log: logging.Logger,

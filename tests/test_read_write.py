@@ -14,10 +14,9 @@ import anyio
 import pytest
 
 import anytcpip
-from anytcpip.testing import check_read_write_methods
+from anytcpip.testing import ConnectRecorder, check_read_write_methods
 from helpers import (
     NET_TIMEOUT,
-    CallbackRecorder,
     ShortStruct,
     one_byte_relay,
     rst_close,
@@ -340,15 +339,15 @@ async def test_full_duplex_bulk(log: logging.Logger) -> None:
 
 
 async def test_data_sent_before_peer_close_stays_readable(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
         ) as server:
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
-                await callback.expect(True)
+                await callback.assert_next(True)
                 await peer.send(b"first\r\n" + bytes(ShortStruct(seq=9)) + b"half")
-            await callback.expect(False)
+            await callback.assert_next(False)
             assert not server.connected
             assert server.should_be_connected
             assert await server.read_str() == "first"
@@ -365,7 +364,7 @@ async def test_data_sent_before_peer_close_stays_readable(log: logging.Logger) -
 
 async def one_waiting_read(
     server: anytcpip.OneClientServer,
-    callback: CallbackRecorder,
+    callback: ConnectRecorder,
     read: Callable[[], Awaitable[Any]],
     send_between: bool,
     before_close: anyio.Event | None = None,
@@ -374,7 +373,7 @@ async def one_waiting_read(
     b"abc" and close; return what each read gave or raised."""
     outcome: list[Any] = []
     async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
-        await callback.expect(True)
+        await callback.assert_next(True)
 
         async def reader() -> None:
             try:
@@ -392,12 +391,12 @@ async def one_waiting_read(
                 await before_close.wait()
                 await anyio.wait_all_tasks_blocked()
             await peer.aclose()
-    await callback.expect(False)
+    await callback.assert_next(False)
     return outcome
 
 
 async def test_waiting_read_gets_incomplete_read_error(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
@@ -417,7 +416,7 @@ async def test_waiting_read_gets_incomplete_read_error(log: logging.Logger) -> N
 
 
 async def test_waiting_read_returns_partial_at_eof(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
@@ -477,14 +476,14 @@ async def test_reset_while_reading_is_connection_error(log: logging.Logger) -> N
 
 
 async def test_write_after_peer_close_raises(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
         ) as server:
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port):
-                await callback.expect(True)
-            await callback.expect(False)
+                await callback.assert_next(True)
+            await callback.assert_next(False)
             writes: list[Callable[[], Awaitable[None]]] = [
                 lambda: server.write(b"x"),
                 lambda: server.write_str("x"),
@@ -543,15 +542,15 @@ async def test_cancelled_write_queues_nothing(log: logging.Logger) -> None:
 @asynccontextmanager
 async def server_and_raw_peer(
     log: logging.Logger, **server_kwargs: Any
-) -> AsyncIterator[tuple[anytcpip.OneClientServer, anyio.abc.SocketStream, CallbackRecorder]]:
+) -> AsyncIterator[tuple[anytcpip.OneClientServer, anyio.abc.SocketStream, ConnectRecorder]]:
     """A server and a raw anyio peer connected to it; the recorder gets the
     server's connect callbacks (the first one, connected, is consumed)."""
-    recorder = CallbackRecorder()
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
     async with anytcpip.OneClientServer(
         host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=recorder, **server_kwargs
     ) as server:
         async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
-            await recorder.expect(True)
+            await recorder.assert_next(True)
             yield server, peer, recorder
 
 
@@ -627,7 +626,7 @@ async def test_hangup_noticed_after_limit_overrun(
             # No more reads: the hangup must be seen all the same.
             await peer.aclose()
             if monitor:
-                await recorder.expect(False)
+                await recorder.assert_next(False)
             else:
                 with pytest.raises((ConnectionError, anytcpip.IncompleteReadError)):
                     await server.read_str()

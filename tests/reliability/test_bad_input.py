@@ -13,8 +13,9 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
-from .harness import TEST_TIMEOUT, Callbacks, get_seed, open_pair, open_raw, recv_all
+from .harness import TEST_TIMEOUT, get_seed, open_pair, open_raw, recv_all
 from .payloads import (
     BAD_JSON_LINES,
     BAD_UTF8_LINES,
@@ -229,7 +230,7 @@ async def test_readloop_fuzz(log: logging.Logger) -> None:
 
     seed = get_seed()
     rng = random.Random(seed)
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     process = psutil.Process()
     rss0 = process.memory_info().rss
     with anyio.fail_after(TEST_TIMEOUT):

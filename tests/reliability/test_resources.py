@@ -11,8 +11,7 @@ import anyio
 import psutil
 
 import anytcpip
-
-from .harness import Callbacks
+from anytcpip.testing import ConnectRecorder
 
 CYCLES = 300
 
@@ -32,7 +31,7 @@ async def test_connect_close_cycles(log: logging.Logger) -> None:
     OneClientServer keep the fd count flat (after a warm-up cycle: uvloop's one-time descriptor),
     leave no task behind, grow RSS by less than 5 MB, and give the server
     strictly alternating callbacks."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     process = psutil.Process()
     tasks_before = len(anyio.get_running_tasks())
     with anyio.fail_after(120):

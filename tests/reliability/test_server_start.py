@@ -10,8 +10,9 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
-from .harness import TEST_TIMEOUT, Callbacks
+from .harness import TEST_TIMEOUT
 
 
 def _have_ipv6() -> bool:
@@ -33,7 +34,7 @@ async def test_address_in_use(log: logging.Logger, form: str) -> None:
     (autouse check); the first server keeps serving."""
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as first:
-            cb = Callbacks()
+            cb = ConnectRecorder(timeout=5.0)
             second = anytcpip.OneClientServer(
                 host=anytcpip.LOCALHOST_IPV4, port=first.port, log=log, connect_callback=cb
             )
