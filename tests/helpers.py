@@ -7,7 +7,7 @@ import ctypes
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,6 +43,31 @@ def struct_fields(s: ctypes.Structure) -> list[Any]:
             value = list(value)
         values.append(value)
     return values
+
+
+def has_ipv6() -> bool:
+    """Whether this machine can listen on the IPv6 loopback (::1)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind((anytcpip.LOCALHOST_IPV6, 0))
+    except OSError:
+        return False
+    return True
+
+
+def make_server(
+    log: logging.Logger,
+    connect_callback: Callable[[anytcpip.BaseClientOrServer], Awaitable[None]] | None = None,
+    *,
+    host: str | None = anytcpip.LOCALHOST_IPV4,
+    **kwargs: Any,
+) -> anytcpip.OneClientServer:
+    """A OneClientServer on ``host`` (127.0.0.1), port 0, not started."""
+    return anytcpip.OneClientServer(
+        host=host, port=0, log=log, connect_callback=connect_callback, **kwargs
+    )
 
 
 @asynccontextmanager

@@ -12,11 +12,7 @@ import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT, is_connected, server_and_client
-
-
-def make_server(log: logging.Logger, **kwargs: Any) -> anytcpip.OneClientServer:
-    return anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log, **kwargs)
+from helpers import NET_TIMEOUT, is_connected, make_server, server_and_client
 
 
 def make_client(port: int, log: logging.Logger, **kwargs: Any) -> anytcpip.Client:

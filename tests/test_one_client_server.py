@@ -13,16 +13,7 @@ import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT, is_connected, receive_exactly, rst_close
-
-
-def has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind((anytcpip.LOCALHOST_IPV6, 0))
-    except OSError:
-        return False
-    return True
+from helpers import NET_TIMEOUT, has_ipv6, is_connected, make_server, receive_exactly, rst_close
 
 
 async def check_read_write(
@@ -44,18 +35,6 @@ async def check_peer_closed(obj: anytcpip.BaseClientOrServer) -> None:
         pass
     with pytest.raises(ConnectionError):
         await obj.readline()
-
-
-def make_server(
-    log: logging.Logger, callback: ConnectRecorder | None = None, **kwargs: Any
-) -> anytcpip.OneClientServer:
-    return anytcpip.OneClientServer(
-        host=kwargs.pop("host", anytcpip.LOCALHOST_IPV4),
-        port=0,
-        log=log,
-        connect_callback=callback,
-        **kwargs,
-    )
 
 
 def make_client(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,20 +17,12 @@ from anytcpip.testing import ConnectRecorder, check_read_write_methods
 from helpers import (
     NET_TIMEOUT,
     ShortStruct,
+    has_ipv6,
     one_byte_relay,
     rst_close,
     server_and_client,
     struct_fields,
 )
-
-
-def has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind((anytcpip.LOCALHOST_IPV6, 0))
-    except OSError:
-        return False
-    return True
 
 
 @asynccontextmanager

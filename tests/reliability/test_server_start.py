@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 
 import anyio
 import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
+from helpers import has_ipv6
 
 from .harness import TEST_TIMEOUT
-
-
-def _have_ipv6() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind((anytcpip.LOCALHOST_IPV6, 0))
-    except OSError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("form", ["scoped", "owned"])
@@ -87,7 +76,7 @@ async def test_port_0_all_interfaces(log: logging.Logger) -> None:
 async def test_ipv6(log: logging.Logger) -> None:
     """R14: a server on ::1 serves a client on ::1; where IPv6 is missing, the
     test skips cleanly."""
-    if not _have_ipv6():
+    if not has_ipv6():
         pytest.skip("IPv6 loopback is not available")
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(
