@@ -15,10 +15,13 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.abc import SocketAttribute
+from typing_extensions import TypeVar
 
 import anytcpip
 
 #: Generous bound for one network test (seconds); the machine is shared.
+ServerT = TypeVar("ServerT", bound=anytcpip.OneClientServer, default=anytcpip.OneClientServer)
+
 NET_TIMEOUT = 20.0
 
 
@@ -77,11 +80,13 @@ async def server_and_client(
     server_kwargs: dict[str, Any] | None = None,
     client_kwargs: dict[str, Any] | None = None,
     host: str = anytcpip.LOCALHOST_IPV4,
-) -> AsyncIterator[tuple[anytcpip.OneClientServer, anytcpip.Client]]:
-    """A OneClientServer on ``host`` port 0 and a Client connected to it; the
-    server's connected_task is done when this yields."""
+    server_class: type[ServerT] = anytcpip.OneClientServer,  # type: ignore[assignment]
+) -> AsyncIterator[tuple[ServerT, anytcpip.Client]]:
+    """A ``server_class`` server (OneClientServer unless given) on ``host``
+    port 0 and a Client connected to it; the server's connected_task is done
+    when this yields."""
     async with (
-        anytcpip.OneClientServer(host=host, port=0, log=log, **(server_kwargs or {})) as server,
+        server_class(host=host, port=0, log=log, **(server_kwargs or {})) as server,
         anytcpip.Client(host=host, port=server.port, log=log, **(client_kwargs or {})) as client,
     ):
         await server.connected_task

@@ -10,6 +10,7 @@ import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
+from helpers import server_and_client
 
 
 class EchoServer(anytcpip.OneClientReadLoopServer):
@@ -49,21 +50,22 @@ class JsonServer(anytcpip.OneClientReadLoopServer):
 async def test_bad_messages_handled_by_subclass_keep_the_client(log: logging.Logger) -> None:
     recorder = ConnectRecorder()
     with anyio.fail_after(10):
-        async with JsonServer(
-            port=0, log=log, connect_callback=recorder.callback, limit=1000
-        ) as server:
-            async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-                await recorder.assert_next(True)
-                await client.write(b"{not json\r\n")
-                assert (await client.read_json())["error"] == "bad json"
-                await client.write(b"[" * 5000 + b"\r\n")
-                assert (await client.read_json())["error"] == "too long"
-                await client.write(b'"' + b"x" * 998 + b'"\r\n')  # exactly the limit
-                assert (await client.read_json()) == {"echo": "x" * 998}
-                await client.write_json({"n": 1})
-                assert await client.read_json() == {"echo": {"n": 1}}
-                assert server.connected
-                assert recorder.pending == 0
+        async with server_and_client(
+            log,
+            server_class=JsonServer,
+            server_kwargs={"connect_callback": recorder.callback, "limit": 1000},
+        ) as (server, client):
+            await recorder.assert_next(True)
+            await client.write(b"{not json\r\n")
+            assert (await client.read_json())["error"] == "bad json"
+            await client.write(b"[" * 5000 + b"\r\n")
+            assert (await client.read_json())["error"] == "too long"
+            await client.write(b'"' + b"x" * 998 + b'"\r\n')  # exactly the limit
+            assert (await client.read_json()) == {"echo": "x" * 998}
+            await client.write_json({"n": 1})
+            assert await client.read_json() == {"echo": {"n": 1}}
+            assert server.connected
+            assert recorder.pending == 0
 
 
 class FailingServer(anytcpip.OneClientReadLoopServer):
@@ -174,29 +176,30 @@ async def test_heartbeat_silence_drops_the_client(log: logging.Logger, send_some
     recorder = ConnectRecorder()
     interval = 0.2
     with anyio.fail_after(10):
-        async with anytcpip.TestOneClientReadLoopServer(
-            port=0,
-            log=log,
-            connect_callback=recorder.callback,
-            run_heartbeat_monitor_task=True,
-            max_heartbeat_interval=interval,
-        ) as server:
-            async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-                await recorder.assert_next(True)
-                start = anyio.current_time()
-                if send_some:
-                    for _ in range(3):
-                        await anyio.sleep(interval / 4)
-                        await client.write(anytcpip.HEARTBEAT + client.terminator)
-                        start = anyio.current_time()
-                await recorder.assert_next(False, timeout=5)
-                elapsed = anyio.current_time() - start
-                assert elapsed >= interval * 0.9
-                # As in ts_tcpip, the monitor drops the client with
-                # close_client(): should_be_connected becomes False.
-                assert not server.should_be_connected
-                with pytest.raises((anytcpip.IncompleteReadError, ConnectionError)):
-                    await client.read_str()
+        async with server_and_client(
+            log,
+            server_class=anytcpip.TestOneClientReadLoopServer,
+            server_kwargs={
+                "connect_callback": recorder.callback,
+                "run_heartbeat_monitor_task": True,
+                "max_heartbeat_interval": interval,
+            },
+        ) as (server, client):
+            await recorder.assert_next(True)
+            start = anyio.current_time()
+            if send_some:
+                for _ in range(3):
+                    await anyio.sleep(interval / 4)
+                    await client.write(anytcpip.HEARTBEAT + client.terminator)
+                    start = anyio.current_time()
+            await recorder.assert_next(False, timeout=5)
+            elapsed = anyio.current_time() - start
+            assert elapsed >= interval * 0.9
+            # As in ts_tcpip, the monitor drops the client with
+            # close_client(): should_be_connected becomes False.
+            assert not server.should_be_connected
+            with pytest.raises((anytcpip.IncompleteReadError, ConnectionError)):
+                await client.read_str()
 
 
 async def test_heartbeat_count_starts_fresh_for_each_client(log: logging.Logger) -> None:
