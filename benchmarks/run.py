@@ -9,8 +9,11 @@ See benchmarks/README.md.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from anytcpip._bench import main
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from anytcpip_bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

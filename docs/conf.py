@@ -56,6 +56,15 @@ nitpick_ignore = [
     ("py:class", "anytcpip._streams._ReceiveExactly"),
     # BaseClientOrServer's private base (its members are documented with it).
     ("py:class", "anytcpip._lifecycle.Lifecycle"),
+    # The test classes' type variable (the server class under test).
+    ("py:obj", "anytcpip.testing.ServerT"),
+    ("py:class", "anytcpip.testing.ServerT"),
+    ("py:class", "anytcpip.testing._ServerTestSupport"),
+    # The typed keyword options of the constructors (private TypedDicts; each
+    # option is described in the class's docstring).
+    ("py:class", "ClientOptions"),
+    ("py:class", "ServerOptions"),
+    ("py:class", "ReadLoopServerOptions"),
 ]
 
 html_theme = "furo" if importlib.util.find_spec("furo") else "alabaster"

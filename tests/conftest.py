@@ -5,21 +5,21 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from anytcpip._backends import BACKENDS
+
 pytest_plugins = ["pytester"]
 
+#: Every backend of the table that runs on this platform (asyncio in debug mode).
 _BACKENDS = [
-    pytest.param(("asyncio", {"debug": True}), id="asyncio"),
-    pytest.param(("asyncio", {"debug": True, "use_uvloop": True}), id="asyncio+uvloop"),
-    pytest.param(("trio", {}), id="trio"),
+    pytest.param(backend.anyio_backend(debug=True), id=backend.name)
+    for backend in BACKENDS
+    if backend.supported
 ]
-if sys.platform == "win32":  # pragma: no cover
-    _BACKENDS = [_BACKENDS[0], _BACKENDS[2]]
 
 
 @pytest.fixture(params=_BACKENDS)
@@ -45,8 +45,8 @@ def _no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     """R32: no file descriptor is left open by a test.
 
     Measured around the whole test (the event loop included), after a garbage
-    collection; the descriptors uvloop opens once per process (RELIABILITY F11)
-    are allowed for on the first uvloop test.
+    collection; the descriptor uvloop opens once per process (see
+    docs/reliability.rst) is allowed for on the first uvloop test.
     """
     if "no_fd_check" in request.keywords:
         yield

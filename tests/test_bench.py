@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import anytcpip._bench as bench_package
-from anytcpip._bench import (
+import anytcpip_bench as bench_package
+from anytcpip_bench import (
     IMPLEMENTATIONS,
     WORKLOADS,
     BenchmarkError,
@@ -28,10 +28,10 @@ from anytcpip._bench import (
     run_memory_check,
     run_workload,
 )
-from anytcpip._bench._common import BulkChecker, ValidationError, bulk_chunk
-from anytcpip._bench._report import render, summarize, summarize_fleet
-from anytcpip._bench._runner import set_worker_path
-from anytcpip._bench._tcpip import locate_ts_tcpip
+from anytcpip_bench._common import BulkChecker, ValidationError, bulk_chunk
+from anytcpip_bench._report import render, summarize, summarize_fleet
+from anytcpip_bench._runner import set_worker_path
+from anytcpip_bench._tcpip import locate_ts_tcpip
 
 ANYTCPIP = ["anytcpip-asyncio", "anytcpip-uvloop", "anytcpip-trio"]
 RAW = ["asyncio-streams", "anyio-asyncio", "anyio-trio"]

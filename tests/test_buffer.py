@@ -194,7 +194,7 @@ def test_take_exactly_and_take_some() -> None:
 
 
 def test_take_into() -> None:
-    sent = ShortStruct(ushort_0=7, int64_0=-(2**40), double_0=1.5, float_0=-0.25)
+    sent = ShortStruct(seq=7, stamp=-(2**40), angle=1.5, level=-0.25)
     data = bytes(sent)
     buffer = ReceiveBuffer(100)
     received = ShortStruct()

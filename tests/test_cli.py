@@ -22,6 +22,7 @@ import sys
 import types
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import anyio
@@ -30,7 +31,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import anytcpip
-from anytcpip import _cli
+from anytcpip import _cli, _console
 
 #: ``--backend`` values installed here (what the command line runs on).
 CLI_BACKENDS = [
@@ -453,7 +454,7 @@ def test_bad_arguments(argv: list[str], message: str, capsys: pytest.CaptureFixt
     assert "usage: anytcpip" in err
 
 
-@pytest.mark.no_fd_check  # uvloop opens descriptors once per process (F11)
+@pytest.mark.no_fd_check  # uvloop's one-time descriptor (docs/reliability.rst)
 def test_connection_refused(
     cli_backend: str, refused_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -464,7 +465,7 @@ def test_connection_refused(
     )
 
 
-@pytest.mark.no_fd_check  # uvloop opens descriptors once per process (F11)
+@pytest.mark.no_fd_check  # uvloop's one-time descriptor (docs/reliability.rst)
 def test_address_in_use(cli_backend: str, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -546,12 +547,12 @@ def test_logging_is_configured_for_anytcpip_only(capsys: pytest.CaptureFixture[s
 
 def test_received_messages_are_marked_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     args = argparse.Namespace(encoding="utf-8", json=True, mark=True)
-    _cli._show(b"plain", args)
-    _cli._show(b'{"a": 1}', args)
-    _cli._show(b"\xff", args)
+    _console._show(b"plain", args)
+    _console._show(b'{"a": 1}', args)
+    _console._show(b"\xff", args)
     assert capsys.readouterr().out == "< plain\n< {\n<   \"a\": 1\n< }\n< b'\\xff'\n"
     args.mark = False
-    _cli._show(b"plain", args)
+    _console._show(b"plain", args)
     assert capsys.readouterr().out == "plain\n"
 
 
@@ -567,11 +568,11 @@ def test_serve_does_not_read_the_terminal_in_the_background(
     monkeypatch.setattr(os, "getpgrp", lambda: 1000)
     foreground = [1000]
     monkeypatch.setattr(os, "tcgetpgrp", lambda fd: foreground[0])
-    assert _cli._read_stdin(parser.parse_args(["serve"]))
-    assert not _cli._read_stdin(parser.parse_args(["serve", "--no-stdin"]))
+    assert _console._read_stdin(parser.parse_args(["serve"]))
+    assert not _console._read_stdin(parser.parse_args(["serve", "--no-stdin"]))
     assert capsys.readouterr().err == ""
     foreground[0] = 2000  # another process group has the terminal
-    assert not _cli._read_stdin(parser.parse_args(["serve"]))
+    assert not _console._read_stdin(parser.parse_args(["serve"]))
     assert "running in the background: not reading the terminal" in capsys.readouterr().err
 
 
@@ -624,7 +625,7 @@ def test_bench_calls_the_bench_module(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls: list[Any] = []
-    fake = types.ModuleType("anytcpip._bench")
+    fake = types.ModuleType("anytcpip_bench")
 
     def add_arguments(parser: Any) -> None:
         parser.add_argument("--quick", action="store_true", help="a short run")
@@ -635,14 +636,14 @@ def test_bench_calls_the_bench_module(
 
     fake.add_arguments = add_arguments  # type: ignore[attr-defined]
     fake.run_from_args = run_from_args  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "anytcpip._bench", fake)
+    monkeypatch.setitem(sys.modules, "anytcpip_bench", fake)
     assert _cli.main(["bench", "--quick"]) == 7
     assert len(calls) == 1
     assert calls[0].quick is True
     assert _cli.main(["bench", "--help"]) == 0
     assert "--quick" in capsys.readouterr().out
     # Other commands do not import it.
-    monkeypatch.setitem(sys.modules, "anytcpip._bench", None)
+    monkeypatch.setitem(sys.modules, "anytcpip_bench", None)
     assert _cli.main(["serve", "--port", "70000"]) == 2
     assert "bench command" not in capsys.readouterr().err
 
@@ -650,7 +651,37 @@ def test_bench_calls_the_bench_module(
 def test_bench_without_the_bench_module(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "anytcpip._bench", None)
+    monkeypatch.setitem(sys.modules, "anytcpip_bench", None)
     assert _cli.main(["bench"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the bench command is not available here"), err
+
+
+def test_bench_outside_a_checkout_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "anytcpip_bench", None)
+    monkeypatch.setattr(_cli, "_CHECKOUT_BENCHMARKS", tmp_path)  # no anytcpip_bench there
+    assert _cli.main(["bench"]) == 2
+    err = capsys.readouterr().err
+    assert "not installed with anytcpip" in err, err
+    assert "checkout" in err, err
+    assert "PYTHONPATH" in err, err
+
+
+@pytest.mark.slow
+def test_bench_is_found_in_the_checkout_without_being_on_the_path(tmp_path: Path) -> None:
+    # Only src/ on the path (as an editable install has it): the CLI finds
+    # benchmarks/anytcpip_bench next to it.
+    src = Path(_cli.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run(
+        [sys.executable, "-m", "anytcpip", "bench", "--help"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "workloads:" in done.stdout

@@ -1,5 +1,5 @@
 """Client: ported from ts_tcpip's tests/test_client.py, plus the anyio-specific
-behaviour of SPEC sections 1-4."""
+behaviour: lifecycle, reading and writing, connection state."""
 
 from __future__ import annotations
 
@@ -16,14 +16,8 @@ import pytest
 import trustme
 
 import anytcpip
-from helpers import (
-    NET_TIMEOUT,
-    CallbackRecorder,
-    check_not_connected,
-    check_read_write_methods,
-    receive_until_eof,
-    rst_close,
-)
+from anytcpip.testing import ConnectRecorder, check_read_write_methods
+from helpers import NET_TIMEOUT, check_not_connected, receive_until_eof, rst_close
 
 
 @asynccontextmanager
@@ -62,7 +56,7 @@ async def server_with_callback(
 
 
 async def test_initial_conditions(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with server_with_callback(log) as server:
             assert server.port != 0
@@ -92,13 +86,13 @@ async def test_initial_conditions(log: logging.Logger) -> None:
                 assert client.start_task.done()
                 await server.connected_task
                 assert server.connected
-                await callback.expect(True)
-            await callback.expect(False)
+                await callback.assert_next(True)
+            await callback.assert_next(False)
             assert callback.states == [True, False]
 
 
 async def test_basic_close(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with (
             server_with_callback(log) as server,
@@ -109,13 +103,13 @@ async def test_basic_close(log: logging.Logger) -> None:
                 connect_callback=callback,
             ) as client,
         ):
-            await callback.expect(True)
+            await callback.assert_next(True)
             assert not client.done_task.done()
             await client.basic_close()
             assert not client.connected
             assert client.should_be_connected
             assert client.done_task.done()
-            await callback.expect(False)
+            await callback.assert_next(False)
             await check_not_connected(client)
         assert callback.states == [True, False]
 
@@ -129,7 +123,7 @@ async def read_only_heartbeats(obj: anytcpip.BaseClientOrServer) -> None:
 
 @pytest.mark.parametrize("heartbeat", [False, True], ids=["plain", "heartbeat"])
 async def test_close(heartbeat: bool, log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with (
             server_with_callback(log) as server,
@@ -142,7 +136,7 @@ async def test_close(heartbeat: bool, log: logging.Logger) -> None:
                 heartbeat_send_sleep=0.05,
             ) as client,
         ):
-            await callback.expect(True)
+            await callback.assert_next(True)
             assert not client.done_task.done()
             if heartbeat:
                 for _ in range(3):
@@ -151,7 +145,7 @@ async def test_close(heartbeat: bool, log: logging.Logger) -> None:
             assert not client.connected
             assert not client.should_be_connected
             assert client.done_task.done()
-            await callback.expect(False)
+            await callback.assert_next(False)
             await check_not_connected(client)
             # Closing again changes nothing.
             await client.close()
@@ -189,7 +183,7 @@ async def test_heartbeats_every_interval(log: logging.Logger) -> None:
 
 
 async def test_connect_callback_raises(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     callback.raise_error = True
     with anyio.fail_after(NET_TIMEOUT):
         async with (
@@ -204,8 +198,7 @@ async def test_connect_callback_raises(log: logging.Logger) -> None:
             await server.connected_task
             assert client.connected
             assert server.connected
-            await check_read_write_methods(reader=server, writer=client)
-            await check_read_write_methods(reader=client, writer=server)
+            await check_read_write_methods(server, client)
             assert callback.states == [True, True]
     assert callback.states == [True, True, False, False]
 
@@ -224,7 +217,7 @@ async def test_create_done_client(log: logging.Logger) -> None:
 
 
 async def test_done_client_scoped_form(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     async with anytcpip.Client(host="", port=None, log=log, connect_callback=callback) as client:
         assert not client.connected
         await check_not_connected(client)
@@ -232,7 +225,7 @@ async def test_done_client_scoped_form(log: logging.Logger) -> None:
 
 
 async def test_server_drops_connection(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with (
             server_with_callback(log) as server,
@@ -243,9 +236,9 @@ async def test_server_drops_connection(log: logging.Logger) -> None:
                 connect_callback=callback,
             ) as client,
         ):
-            await callback.expect(True)
+            await callback.assert_next(True)
             await server.close_client()
-            await callback.expect(False)
+            await callback.assert_next(False)
             assert not client.connected
             assert client.should_be_connected
             assert not client.done_task.done()
@@ -255,7 +248,7 @@ async def test_server_drops_connection(log: logging.Logger) -> None:
 
 @pytest.mark.parametrize("how", ["hangup", "reset"])
 async def test_peer_gone_while_not_reading(how: str, log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with raw_server() as (port, accepted):
             async with anytcpip.Client(
@@ -264,14 +257,14 @@ async def test_peer_gone_while_not_reading(how: str, log: logging.Logger) -> Non
                 log=log,
                 connect_callback=callback,
             ) as client:
-                await callback.expect(True)
+                await callback.assert_next(True)
                 peer = await accepted.receive()
                 await peer.send(b"unread\r\n")
                 if how == "reset":
                     await rst_close(peer)
                 else:
                     await peer.aclose()
-                await callback.expect(False)
+                await callback.assert_next(False)
                 assert not client.connected
                 assert client.should_be_connected
                 if how == "hangup":
@@ -295,7 +288,7 @@ def test_sync_connect_callback_rejected(log: logging.Logger) -> None:
 
 
 async def test_async_callable_object_accepted(log: logging.Logger) -> None:
-    callback = CallbackRecorder()  # an object with an async __call__
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)  # an object with an async __call__
     client = anytcpip.Client(host="", port=0, log=log, connect_callback=callback)
     assert client.done_task.done()
 
@@ -353,7 +346,7 @@ def _refusing_socket() -> socket.socket:
 
 
 async def test_connection_refused_scoped(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with _refusing_socket() as sock, anyio.fail_after(NET_TIMEOUT):
         client = anytcpip.Client(
             host=anytcpip.LOCALHOST_IPV4,
@@ -403,8 +396,8 @@ async def test_tls_round_trip(log: logging.Logger) -> None:
     ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
     client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(client_context)
-    server_callback = CallbackRecorder()
-    client_callback = CallbackRecorder()
+    server_callback = ConnectRecorder(timeout=NET_TIMEOUT)
+    client_callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with (
             anytcpip.OneClientServer(
@@ -422,7 +415,7 @@ async def test_tls_round_trip(log: logging.Logger) -> None:
                 connect_callback=client_callback,
             ) as client,
         ):
-            await server_callback.expect(True)
+            await server_callback.assert_next(True)
             await client.write_json({"secret": 42})
             assert await server.read_json() == {"secret": 42}
             await server.write_str("reply")

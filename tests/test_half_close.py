@@ -16,7 +16,8 @@ import trustme
 
 import anytcpip
 from anytcpip._connection import HALF_CLOSE_GRACE
-from helpers import NET_TIMEOUT, CallbackRecorder, receive_until_eof
+from anytcpip.testing import ConnectRecorder
+from helpers import NET_TIMEOUT, receive_until_eof
 
 
 class ReplyServer(anytcpip.OneClientReadLoopServer):
@@ -33,7 +34,7 @@ async def test_reply_to_half_closed_peer(log: logging.Logger, monitor: float) ->
     """A plain server reads the request, thinks 20 ms and replies: the peer
     gets the reply and then our end-of-stream; connected turned False (and
     the callback ran) as soon as the end-of-stream was seen."""
-    recorder = CallbackRecorder()
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4,
@@ -43,12 +44,12 @@ async def test_reply_to_half_closed_peer(log: logging.Logger, monitor: float) ->
             monitor_connection_interval=monitor,
         ) as server:
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
-                await recorder.expect(True)
+                await recorder.assert_next(True)
                 await peer.send(b"cmd\r\n")
                 await peer.send_eof()
                 assert await server.read_str() == "cmd"
                 if monitor:
-                    await recorder.expect(False)
+                    await recorder.assert_next(False)
                 await anyio.sleep(0.02)
                 await server.write_str("reply")
                 await server.write_str("more")
@@ -63,7 +64,7 @@ async def test_reply_to_half_closed_peer(log: logging.Logger, monitor: float) ->
                 # Our end-of-stream follows within the grace (plus slack).
                 assert anyio.current_time() - start < HALF_CLOSE_GRACE + 1.0
             if not monitor:
-                await recorder.expect(False)
+                await recorder.assert_next(False)
             # Once the grace is over, writing fails.
             with pytest.raises(ConnectionError):
                 await server.write_str("late")
@@ -157,7 +158,7 @@ async def test_tls_has_no_half_close(log: logging.Logger) -> None:
     ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
     client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(client_context)
-    recorder = CallbackRecorder()
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4,
@@ -170,9 +171,9 @@ async def test_tls_has_no_half_close(log: logging.Logger) -> None:
                 anytcpip.LOCALHOST_IPV4, server.port, ssl_context=client_context
             )
             async with peer:
-                await recorder.expect(True)
+                await recorder.assert_next(True)
                 await peer.send(b"cmd\r\n")
                 assert await server.read_str() == "cmd"
-            await recorder.expect(False)
+            await recorder.assert_next(False)
             with pytest.raises(ConnectionError):
                 await server.write_str("reply")

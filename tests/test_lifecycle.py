@@ -1,4 +1,4 @@
-"""Lifecycle under structured concurrency (SPEC section 1) and connection state
+"""Lifecycle under structured concurrency (docs/lifecycle.rst) and connection state
 (section 4)."""
 
 from __future__ import annotations
@@ -11,16 +11,8 @@ import anyio
 import pytest
 
 import anytcpip
-from helpers import (
-    NET_TIMEOUT,
-    CallbackRecorder,
-    is_connected,
-    server_and_client,
-)
-
-
-def make_server(log: logging.Logger, **kwargs: Any) -> anytcpip.OneClientServer:
-    return anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log, **kwargs)
+from anytcpip.testing import ConnectRecorder
+from helpers import NET_TIMEOUT, is_connected, make_server, server_and_client
 
 
 def make_client(port: int, log: logging.Logger, **kwargs: Any) -> anytcpip.Client:
@@ -98,8 +90,8 @@ async def test_scoped_form(log: logging.Logger) -> None:
 
 
 async def test_owned_form_closed_from_another_task(log: logging.Logger) -> None:
-    server_callback = CallbackRecorder()
-    client_callback = CallbackRecorder()
+    server_callback = ConnectRecorder(timeout=NET_TIMEOUT)
+    client_callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         server = make_server(log, connect_callback=server_callback)
         async with anyio.create_task_group() as tg:
@@ -108,8 +100,8 @@ async def test_owned_form_closed_from_another_task(log: logging.Logger) -> None:
             client = make_client(server.port, log, connect_callback=client_callback)
             await tg.start(client.run)
             assert client.connected
-            await server_callback.expect(True)
-            await client_callback.expect(True)
+            await server_callback.assert_next(True)
+            await client_callback.assert_next(True)
 
             async def close_both() -> None:
                 await client.close()
@@ -147,7 +139,7 @@ async def test_done_task_awaited_by_another_task(log: logging.Logger) -> None:
 
 
 async def test_close_is_idempotent_and_concurrent(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with server_and_client(log, client_kwargs={"connect_callback": callback}) as (
             server,
@@ -252,7 +244,7 @@ async def test_cancelled_body_closes_everything(log: logging.Logger) -> None:
 async def test_cancelling_the_owning_task_group(log: logging.Logger) -> None:
     """Cancelling the task group the objects run in closes them, and the
     callback still sees the disconnection (calls strictly alternate)."""
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         server = make_server(log)
         async with anyio.create_task_group() as tg:
@@ -342,7 +334,7 @@ async def test_close_bounded_when_peer_never_reads(log: logging.Logger) -> None:
 
 
 async def test_connect_close_cycles_leak_nothing(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     cycles = 200
     with anyio.fail_after(60):
         async with make_server(log, connect_callback=callback) as server:
@@ -350,22 +342,22 @@ async def test_connect_close_cycles_leak_nothing(log: logging.Logger) -> None:
                 async with make_client(server.port, log) as client:
                     if i % 2:
                         await client.write_str("hi")
-                await callback.expect(True)
-                await callback.expect(False)
+                await callback.assert_next(True)
+                await callback.assert_next(False)
     assert callback.states == [True, False] * cycles
 
 
 async def test_callback_error_is_logged(
     log: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     callback.raise_error = True
     with anyio.fail_after(NET_TIMEOUT):
         async with server_and_client(log, client_kwargs={"connect_callback": callback}) as (
             server,
             client,
         ):
-            await callback.expect(True)
+            await callback.assert_next(True)
             assert is_connected(client)
             await client.write_str("fine")
             assert await server.read_str() == "fine"

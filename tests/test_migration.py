@@ -19,8 +19,8 @@ import anyio.abc
 import pytest
 
 import anytcpip
-from anytcpip.testing import ALL_BACKENDS, BaseOneClientServerTestCase
-from helpers import CallbackRecorder, receive_exactly
+from anytcpip.testing import ALL_BACKENDS, BaseOneClientServerTestCase, ConnectRecorder
+from helpers import NET_TIMEOUT, receive_exactly
 
 # ----------------------------------------------------------------- item 1
 
@@ -318,7 +318,7 @@ async def test_run_ending_by_cancellation_calls_close(log: logging.Logger) -> No
 async def test_read_loop_error_and_heartbeat_silence_call_close_client(
     log: logging.Logger,
 ) -> None:
-    recorder = CallbackRecorder()
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(10):
         async with CleanupController(
             port=0,
@@ -328,13 +328,13 @@ async def test_read_loop_error_and_heartbeat_silence_call_close_client(
             max_heartbeat_interval=0.3,
         ) as server:
             async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-                await recorder.expect(True)
+                await recorder.assert_next(True)
                 await client.write_str("fail")
-                await recorder.expect(False)
+                await recorder.assert_next(False)
             assert server.calls == ["close_client"]
             async with anytcpip.Client(host=server.host, port=server.port, log=log):
-                await recorder.expect(True)
-                await recorder.expect(False)  # silent: the monitor drops it
+                await recorder.assert_next(True)
+                await recorder.assert_next(False)  # silent: the monitor drops it
             assert server.calls == ["close_client"] * 2
 
 
@@ -492,7 +492,7 @@ async def test_close_client_is_prompt_and_loses_nothing(log: logging.Logger) -> 
     closes its side first), close_client() returns at once; what was written
     still arrives, and the next client is served at once."""
     tail = b"x" * 200_000
-    recorder = CallbackRecorder()
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(20):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=recorder
@@ -500,7 +500,7 @@ async def test_close_client_is_prompt_and_loses_nothing(log: logging.Logger) -> 
             peer = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
             async with peer:
                 await server.connected_task
-                await recorder.expect(True)
+                await recorder.assert_next(True)
                 await server.write(tail)
                 start = time.perf_counter()
                 await server.close_client()

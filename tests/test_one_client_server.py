@@ -1,5 +1,5 @@
 """OneClientServer: ported from ts_tcpip's tests/test_one_client_server.py,
-plus SPEC section 5."""
+plus the server behaviour of docs/guide.rst."""
 
 from __future__ import annotations
 
@@ -12,22 +12,8 @@ import anyio.abc
 import pytest
 
 import anytcpip
-from helpers import (
-    NET_TIMEOUT,
-    CallbackRecorder,
-    is_connected,
-    receive_exactly,
-    rst_close,
-)
-
-
-def has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind((anytcpip.LOCALHOST_IPV6, 0))
-    except OSError:
-        return False
-    return True
+from anytcpip.testing import ConnectRecorder
+from helpers import NET_TIMEOUT, has_ipv6, is_connected, make_server, receive_exactly, rst_close
 
 
 async def check_read_write(
@@ -49,18 +35,6 @@ async def check_peer_closed(obj: anytcpip.BaseClientOrServer) -> None:
         pass
     with pytest.raises(ConnectionError):
         await obj.readline()
-
-
-def make_server(
-    log: logging.Logger, callback: CallbackRecorder | None = None, **kwargs: Any
-) -> anytcpip.OneClientServer:
-    return anytcpip.OneClientServer(
-        host=kwargs.pop("host", anytcpip.LOCALHOST_IPV4),
-        port=0,
-        log=log,
-        connect_callback=callback,
-        **kwargs,
-    )
 
 
 def make_client(
@@ -86,7 +60,7 @@ async def test_port_0_before_and_after_start(log: logging.Logger) -> None:
 
 
 async def test_host_none_listens_everywhere(log: logging.Logger) -> None:
-    server_callback = CallbackRecorder()
+    server_callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=None, port=0, log=log, connect_callback=server_callback
@@ -100,11 +74,11 @@ async def test_host_none_listens_everywhere(log: logging.Logger) -> None:
                 hosts.append(anytcpip.LOCALHOST_IPV6)
             for host in hosts:
                 async with anytcpip.Client(host=host, port=server.port, log=log) as client:
-                    await server_callback.expect(True)
+                    await server_callback.assert_next(True)
                     await check_read_write(reader=server, writer=client)
                     await check_read_write(reader=client, writer=server)
                 # The server lets this client go before the next one comes.
-                await server_callback.expect(False)
+                await server_callback.assert_next(False)
 
 
 async def test_listener_kwargs_pass_through(log: logging.Logger) -> None:
@@ -160,35 +134,35 @@ def test_bad_arguments(log: logging.Logger) -> None:
 
 
 async def test_initial_conditions(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with make_server(log, callback) as server:
             state = (server.connected, server.should_be_connected)
             assert state == (False, False)
             assert not server.connected_task.done()
             assert server.port != 0
-            assert callback.pending() == 0
+            assert callback.pending == 0
             async with make_client(server, log):
-                await callback.expect(True)
+                await callback.assert_next(True)
                 assert server.connected
                 assert server.should_be_connected
                 assert server.connected_task.done()
 
 
 async def test_close_client(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with (
             make_server(log, callback) as server,
             make_client(server, log) as client,
         ):
-            await callback.expect(True)
+            await callback.assert_next(True)
             await server.close_client()
             assert not server.connected
             assert not server.should_be_connected
             assert not server.connected_task.done()
             assert not server.done_task.done()
-            await callback.expect(False)
+            await callback.assert_next(False)
             await check_peer_closed(client)
             # Again: no effect.
             await server.close_client()
@@ -196,7 +170,7 @@ async def test_close_client(log: logging.Logger) -> None:
             assert callback.states == [True, False]
             # Still listening: the next client is served.
             async with make_client(server, log) as client2:
-                await callback.expect(True)
+                await callback.assert_next(True)
                 await server.connected_task
                 await check_read_write(reader=server, writer=client2)
                 await check_read_write(reader=client2, writer=server)
@@ -204,31 +178,31 @@ async def test_close_client(log: logging.Logger) -> None:
 
 
 async def test_basic_close_client(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with make_server(log, callback) as server, make_client(server, log):
-            await callback.expect(True)
+            await callback.assert_next(True)
             await server.basic_close_client()
-            await callback.expect(False)
+            await callback.assert_next(False)
             assert not server.connected
             assert server.should_be_connected
             assert not server.done_task.done()
 
 
 async def test_close(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with (
             make_server(log, callback) as server,
             make_client(server, log) as client,
         ):
-            await callback.expect(True)
+            await callback.assert_next(True)
             assert not server.done_task.done()
             await server.close()
             assert not server.connected
             assert not server.should_be_connected
             assert server.done_task.done()
-            await callback.expect(False)
+            await callback.assert_next(False)
             await check_peer_closed(client)
             await server.close_client()
             await server.close()
@@ -239,7 +213,7 @@ async def test_close(log: logging.Logger) -> None:
 
 
 async def test_connect_callback_raises(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     callback.raise_error = True
     with anyio.fail_after(NET_TIMEOUT):
         async with make_server(log, callback) as server:
@@ -256,13 +230,13 @@ async def test_connect_callback_raises(log: logging.Logger) -> None:
 
 
 async def test_only_one_client(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with (
             make_server(log, callback) as server,
             make_client(server, log) as client,
         ):
-            await callback.expect(True)
+            await callback.assert_next(True)
             await check_read_write(reader=client, writer=server)
             await check_read_write(reader=server, writer=client)
             # Another connection is accepted and closed at once.
@@ -276,21 +250,21 @@ async def test_only_one_client(log: logging.Logger) -> None:
 
 
 async def test_reconnect(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with make_server(log, callback) as server:
             async with make_client(server, log):
-                await callback.expect(True)
+                await callback.assert_next(True)
             # Reconnect at once, maybe before the server noticed the hangup.
             async with make_client(server, log) as client:
-                await callback.expect(False)
-                await callback.expect(True)
+                await callback.assert_next(False)
+                await callback.assert_next(True)
                 await check_read_write(reader=client, writer=server)
                 await check_read_write(reader=server, writer=client)
-            await callback.expect(False)
+            await callback.assert_next(False)
             # And again after the server noticed.
             async with make_client(server, log) as client:
-                await callback.expect(True)
+                await callback.assert_next(True)
                 await server.connected_task
                 await check_read_write(reader=client, writer=server)
                 await check_read_write(reader=server, writer=client)
@@ -299,17 +273,17 @@ async def test_reconnect(log: logging.Logger) -> None:
 
 @pytest.mark.parametrize("how", ["hangup", "reset"])
 async def test_client_gone_while_not_reading(how: str, log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with make_server(log, callback) as server:
             peer = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
-            await callback.expect(True)
+            await callback.assert_next(True)
             await peer.send(b"unread")
             if how == "reset":
                 await rst_close(peer)
             else:
                 await peer.aclose()
-            await callback.expect(False)
+            await callback.assert_next(False)
             assert not server.connected
             assert server.should_be_connected
             assert not server.connected_task.done()
@@ -317,16 +291,16 @@ async def test_client_gone_while_not_reading(how: str, log: logging.Logger) -> N
 
 
 async def test_next_client_sees_nothing_of_the_first(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with make_server(log, callback) as server:
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as first:
-                await callback.expect(True)
+                await callback.assert_next(True)
                 await first.send(b"stale line\r\nstale half")
                 await server.write(b"for the first client only\r\n")
-            await callback.expect(False)
+            await callback.assert_next(False)
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as second:
-                await callback.expect(True)
+                await callback.assert_next(True)
                 await second.send(b"fresh\r\n")
                 assert await server.read_str() == "fresh"
                 await server.write(b"hello second\r\n")
@@ -404,15 +378,15 @@ async def test_ipv6_server(log: logging.Logger) -> None:
 
 
 async def test_connected_task_is_replaced(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with make_server(log, callback) as server:
             first_task = server.connected_task
             async with make_client(server, log):
                 await first_task
                 assert first_task.done()
-            await callback.expect(True)
-            await callback.expect(False)
+            await callback.assert_next(True)
+            await callback.assert_next(False)
             second_task = server.connected_task
             assert second_task is not first_task
             assert not second_task.done()

@@ -10,6 +10,7 @@ import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
+from helpers import server_and_client
 
 
 class EchoServer(anytcpip.OneClientReadLoopServer):
@@ -49,21 +50,22 @@ class JsonServer(anytcpip.OneClientReadLoopServer):
 async def test_bad_messages_handled_by_subclass_keep_the_client(log: logging.Logger) -> None:
     recorder = ConnectRecorder()
     with anyio.fail_after(10):
-        async with JsonServer(
-            port=0, log=log, connect_callback=recorder.callback, limit=1000
-        ) as server:
-            async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-                await recorder.assert_next(True)
-                await client.write(b"{not json\r\n")
-                assert (await client.read_json())["error"] == "bad json"
-                await client.write(b"[" * 5000 + b"\r\n")
-                assert (await client.read_json())["error"] == "too long"
-                await client.write(b'"' + b"x" * 998 + b'"\r\n')  # exactly the limit
-                assert (await client.read_json()) == {"echo": "x" * 998}
-                await client.write_json({"n": 1})
-                assert await client.read_json() == {"echo": {"n": 1}}
-                assert server.connected
-                assert recorder.pending == 0
+        async with server_and_client(
+            log,
+            server_class=JsonServer,
+            server_kwargs={"connect_callback": recorder.callback, "limit": 1000},
+        ) as (server, client):
+            await recorder.assert_next(True)
+            await client.write(b"{not json\r\n")
+            assert (await client.read_json())["error"] == "bad json"
+            await client.write(b"[" * 5000 + b"\r\n")
+            assert (await client.read_json())["error"] == "too long"
+            await client.write(b'"' + b"x" * 998 + b'"\r\n')  # exactly the limit
+            assert (await client.read_json()) == {"echo": "x" * 998}
+            await client.write_json({"n": 1})
+            assert await client.read_json() == {"echo": {"n": 1}}
+            assert server.connected
+            assert recorder.pending == 0
 
 
 class FailingServer(anytcpip.OneClientReadLoopServer):

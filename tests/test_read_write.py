@@ -1,11 +1,10 @@
-"""Reading and writing (SPEC section 3), in both directions, on every backend."""
+"""Reading and writing (docs/guide.rst), in both directions, on every backend."""
 
 from __future__ import annotations
 
 import json
 import logging
 import random
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,25 +13,16 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder, check_read_write_methods
 from helpers import (
     NET_TIMEOUT,
-    CallbackRecorder,
     ShortStruct,
-    check_read_write_methods,
+    has_ipv6,
     one_byte_relay,
     rst_close,
     server_and_client,
     struct_fields,
 )
-
-
-def has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind((anytcpip.LOCALHOST_IPV6, 0))
-    except OSError:
-        return False
-    return True
 
 
 @asynccontextmanager
@@ -59,8 +49,7 @@ async def test_read_write_methods_both_directions(host: str, log: logging.Logger
         pytest.skip("no IPv6 loopback on this machine")
     with anyio.fail_after(NET_TIMEOUT):
         async with server_and_client(log, host=host) as (server, client):
-            await check_read_write_methods(reader=client, writer=server)
-            await check_read_write_methods(reader=server, writer=client)
+            await check_read_write_methods(client, server)
             assert client.connected
             assert server.connected
 
@@ -75,8 +64,7 @@ async def test_read_write_methods_without_monitoring(log: logging.Logger) -> Non
             server,
             client,
         ):
-            await check_read_write_methods(reader=client, writer=server)
-            await check_read_write_methods(reader=server, writer=client)
+            await check_read_write_methods(client, server)
 
 
 async def test_read_str_and_read_into_through_one_byte_relay(
@@ -84,7 +72,7 @@ async def test_read_str_and_read_into_through_one_byte_relay(
 ) -> None:
     with anyio.fail_after(NET_TIMEOUT):
         async with relayed_pair(log) as (server, client):
-            sent = ShortStruct(ushort_0=3, int64_0=-4, double_0=0.5, float_0=2.0)
+            sent = ShortStruct(seq=3, stamp=-4, angle=0.5, level=2.0)
             server.terminator = client.terminator = b"XYZZY"
             await client.write_str("one")
             await client.write_from(sent)
@@ -219,7 +207,7 @@ async def test_random_cancellation_through_relay_loses_nothing(
         elif kind == "bytes":
             items.append((kind, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 30)))))
         elif kind == "struct":
-            items.append((kind, ShortStruct(ushort_0=i, int64_0=-i, double_0=i / 3, float_0=0.5)))
+            items.append((kind, ShortStruct(seq=i, stamp=-i, angle=i / 3, level=0.5)))
         else:
             items.append((kind, {"i": i, "pad": "y" * rng.randrange(20)}))
     cancellations = 0
@@ -342,21 +330,21 @@ async def test_full_duplex_bulk(log: logging.Logger) -> None:
 
 
 async def test_data_sent_before_peer_close_stays_readable(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
         ) as server:
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
-                await callback.expect(True)
-                await peer.send(b"first\r\n" + bytes(ShortStruct(ushort_0=9)) + b"half")
-            await callback.expect(False)
+                await callback.assert_next(True)
+                await peer.send(b"first\r\n" + bytes(ShortStruct(seq=9)) + b"half")
+            await callback.assert_next(False)
             assert not server.connected
             assert server.should_be_connected
             assert await server.read_str() == "first"
             got = ShortStruct()
             await server.read_into(got)
-            assert got.ushort_0 == 9
+            assert got.seq == 9
             with pytest.raises(anytcpip.IncompleteReadError) as info:
                 await server.read_str()
             assert info.value.partial == b"half"
@@ -367,7 +355,7 @@ async def test_data_sent_before_peer_close_stays_readable(log: logging.Logger) -
 
 async def one_waiting_read(
     server: anytcpip.OneClientServer,
-    callback: CallbackRecorder,
+    callback: ConnectRecorder,
     read: Callable[[], Awaitable[Any]],
     send_between: bool,
     before_close: anyio.Event | None = None,
@@ -376,7 +364,7 @@ async def one_waiting_read(
     b"abc" and close; return what each read gave or raised."""
     outcome: list[Any] = []
     async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
-        await callback.expect(True)
+        await callback.assert_next(True)
 
         async def reader() -> None:
             try:
@@ -394,12 +382,12 @@ async def one_waiting_read(
                 await before_close.wait()
                 await anyio.wait_all_tasks_blocked()
             await peer.aclose()
-    await callback.expect(False)
+    await callback.assert_next(False)
     return outcome
 
 
 async def test_waiting_read_gets_incomplete_read_error(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
@@ -419,7 +407,7 @@ async def test_waiting_read_gets_incomplete_read_error(log: logging.Logger) -> N
 
 
 async def test_waiting_read_returns_partial_at_eof(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
@@ -479,14 +467,14 @@ async def test_reset_while_reading_is_connection_error(log: logging.Logger) -> N
 
 
 async def test_write_after_peer_close_raises(log: logging.Logger) -> None:
-    callback = CallbackRecorder()
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=callback
         ) as server:
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port):
-                await callback.expect(True)
-            await callback.expect(False)
+                await callback.assert_next(True)
+            await callback.assert_next(False)
             writes: list[Callable[[], Awaitable[None]]] = [
                 lambda: server.write(b"x"),
                 lambda: server.write_str("x"),
@@ -545,15 +533,15 @@ async def test_cancelled_write_queues_nothing(log: logging.Logger) -> None:
 @asynccontextmanager
 async def server_and_raw_peer(
     log: logging.Logger, **server_kwargs: Any
-) -> AsyncIterator[tuple[anytcpip.OneClientServer, anyio.abc.SocketStream, CallbackRecorder]]:
+) -> AsyncIterator[tuple[anytcpip.OneClientServer, anyio.abc.SocketStream, ConnectRecorder]]:
     """A server and a raw anyio peer connected to it; the recorder gets the
     server's connect callbacks (the first one, connected, is consumed)."""
-    recorder = CallbackRecorder()
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
     async with anytcpip.OneClientServer(
         host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=recorder, **server_kwargs
     ) as server:
         async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as peer:
-            await recorder.expect(True)
+            await recorder.assert_next(True)
             yield server, peer, recorder
 
 
@@ -629,7 +617,7 @@ async def test_hangup_noticed_after_limit_overrun(
             # No more reads: the hangup must be seen all the same.
             await peer.aclose()
             if monitor:
-                await recorder.expect(False)
+                await recorder.assert_next(False)
             else:
                 with pytest.raises((ConnectionError, anytcpip.IncompleteReadError)):
                     await server.read_str()

@@ -25,22 +25,22 @@ class SampleStruct(ctypes.Structure):
 
     _pack_ = 1
     _fields_ = [
-        ("ushort_0", ctypes.c_ushort),
-        ("uint_0", ctypes.c_uint),
-        ("int32_0", ctypes.c_int32),
-        ("int64_0", ctypes.c_int64),
-        ("uint32_0", ctypes.c_uint32),
-        ("uint64_0", ctypes.c_uint64),
-        ("double_0", ctypes.c_double),
-        ("float_0", ctypes.c_float),
-        ("ushort_arr_0", ctypes.c_ushort * ARRAY_LEN),
-        ("uint_arr_0", ctypes.c_uint * ARRAY_LEN),
-        ("int32_arr_0", ctypes.c_int32 * ARRAY_LEN),
-        ("int64_arr_0", ctypes.c_int64 * ARRAY_LEN),
-        ("uint32_arr_0", ctypes.c_uint32 * ARRAY_LEN),
-        ("uint64_arr_0", ctypes.c_uint64 * ARRAY_LEN),
-        ("double_arr_0", ctypes.c_double * ARRAY_LEN),
-        ("float_arr_0", ctypes.c_float * ARRAY_LEN),
+        ("frame_id", ctypes.c_uint64),
+        ("azimuth", ctypes.c_double),
+        ("mode", ctypes.c_ushort),
+        ("offset", ctypes.c_int32),
+        ("gain", ctypes.c_float),
+        ("tick", ctypes.c_int64),
+        ("flags", ctypes.c_uint),
+        ("status", ctypes.c_uint32),
+        ("encoders", ctypes.c_int64 * ARRAY_LEN),
+        ("temperatures", ctypes.c_float * ARRAY_LEN),
+        ("channels", ctypes.c_ushort * ARRAY_LEN),
+        ("errors", ctypes.c_uint32 * ARRAY_LEN),
+        ("positions", ctypes.c_double * ARRAY_LEN),
+        ("counters", ctypes.c_uint * ARRAY_LEN),
+        ("deltas", ctypes.c_int32 * ARRAY_LEN),
+        ("serials", ctypes.c_uint64 * ARRAY_LEN),
     ]
 
 
@@ -116,8 +116,8 @@ async def test_read_write_both_ways() -> None:
 
 
 async def test_write_from_several_structs_in_one_send() -> None:
-    first = ShortStruct(ushort_0=1, int64_0=2, double_0=3.0, float_0=4.0)
-    second = ShortStruct(ushort_0=5, int64_0=6, double_0=7.0, float_0=8.0)
+    first = ShortStruct(seq=1, stamp=2, angle=3.0, level=4.0)
+    second = ShortStruct(seq=5, stamp=6, angle=7.0, level=8.0)
     with anyio.fail_after(NET_TIMEOUT):
         async with stream_pair() as (a, b):
             await anytcpip.write_from(a, first, second)
@@ -133,7 +133,7 @@ async def test_write_from_several_structs_in_one_send() -> None:
 
 
 async def test_read_into_incomplete() -> None:
-    sent = bytes(ShortStruct(ushort_0=7))
+    sent = bytes(ShortStruct(seq=7))
     with anyio.fail_after(NET_TIMEOUT):
         async with stream_pair() as (a, b):
             await a.send(sent[:5])
@@ -148,7 +148,7 @@ async def test_read_into_incomplete() -> None:
 
 async def test_read_into_any_receive_exactly() -> None:
     """Anything with an async receive_exactly will do."""
-    sent = ShortStruct(ushort_0=3, int64_0=-3, double_0=0.25, float_0=1.0)
+    sent = ShortStruct(seq=3, stamp=-3, angle=0.25, level=1.0)
 
     class Source:
         def __init__(self) -> None:

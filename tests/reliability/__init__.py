@@ -1,1 +1,1 @@
-"""Fault-injection, bad-input and soak tests (RELIABILITY.md rows R1-R32)."""
+"""Fault-injection, bad-input and soak tests (docs/reliability.rst, rows R1-R32)."""

@@ -16,6 +16,7 @@ import anyio
 import anyio.abc
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
 from .faultproxy import FaultProxy
 
@@ -34,7 +35,7 @@ def get_seed() -> int:
 
 
 def slack(interval: float = INTERVAL) -> float:
-    """RELIABILITY.md time slack: max(3 x interval, 0.5 s)."""
+    """The time slack of docs/reliability.rst: max(3 x interval, 0.5 s)."""
     return max(3 * interval, 0.5)
 
 
@@ -55,34 +56,6 @@ def leaves(exc: BaseException) -> list[type[BaseException]]:
     return [type(exc)]
 
 
-class Callbacks:
-    """A connect_callback that records ``connected`` on every call."""
-
-    def __init__(self) -> None:
-        self.states: list[bool] = []
-        self.times: list[float] = []
-        self._changed = anyio.Event()
-
-    async def __call__(self, obj: anytcpip.BaseClientOrServer) -> None:
-        self.states.append(obj.connected)
-        self.times.append(anyio.current_time())
-        event, self._changed = self._changed, anyio.Event()
-        event.set()
-
-    async def wait_count(self, n: int, timeout: float = 5.0) -> list[bool]:
-        """Wait until at least ``n`` calls were recorded; return the states."""
-        with anyio.move_on_after(timeout):
-            while len(self.states) < n:
-                await self._changed.wait()
-        if len(self.states) < n:
-            raise TimeoutError(f"expected {n} callbacks within {timeout} s, got {self.states}")
-        return self.states
-
-    def assert_alternating(self) -> None:
-        for i, state in enumerate(self.states):
-            assert state == (i % 2 == 0), f"callbacks do not alternate: {self.states}"
-
-
 @dataclass
 class Pair:
     """A OneClientServer and a Client connected through a FaultProxy."""
@@ -90,8 +63,8 @@ class Pair:
     server: anytcpip.OneClientServer
     client: anytcpip.Client
     proxy: FaultProxy
-    server_cb: Callbacks
-    client_cb: Callbacks
+    server_cb: ConnectRecorder
+    client_cb: ConnectRecorder
 
     def obj(self, role: str) -> anytcpip.BaseClientOrServer:
         """The object under test for ``role`` ("client" or "server")."""
@@ -101,7 +74,7 @@ class Pair:
         """The other end."""
         return self.server if role == "client" else self.client
 
-    def cb(self, role: str) -> Callbacks:
+    def cb(self, role: str) -> ConnectRecorder:
         return self.client_cb if role == "client" else self.server_cb
 
     def log_to(self, role: str) -> bytes:
@@ -118,8 +91,8 @@ async def open_pair(
     seed: int = 0,
 ) -> AsyncIterator[Pair]:
     """Server <- proxy <- client, connected, both callbacks at [True]."""
-    server_cb = Callbacks()
-    client_cb = Callbacks()
+    server_cb = ConnectRecorder(timeout=5.0)
+    client_cb = ConnectRecorder(timeout=5.0)
     async with anytcpip.OneClientServer(
         host=anytcpip.LOCALHOST_IPV4,
         port=0,
@@ -149,14 +122,14 @@ class RawPair:
 
     obj: anytcpip.BaseClientOrServer
     raw: anyio.abc.SocketStream
-    cb: Callbacks
+    cb: ConnectRecorder
 
 
 @asynccontextmanager
 async def open_raw(role: str, log: logging.Logger, **kwargs: Any) -> AsyncIterator[RawPair]:
     """``role="server"``: a OneClientServer with a raw anyio client;
     ``role="client"``: a Client connected to a raw anyio listener."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     if role == "server":
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=cb, **kwargs
@@ -186,7 +159,7 @@ class PlainPair:
 
     obj: anytcpip.BaseClientOrServer
     sock: socket.socket
-    cb: Callbacks
+    cb: ConnectRecorder
 
     async def recv(self, n: int = 65536) -> bytes:
         return await anyio.to_thread.run_sync(self.sock.recv, n)
@@ -197,7 +170,7 @@ async def open_plain(
     role: str, log: logging.Logger, *, rcvbuf: int = 0, **kwargs: Any
 ) -> AsyncIterator[PlainPair]:
     """Like :func:`open_raw`, with a plain blocking socket as the peer."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     if role == "server":
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=cb, **kwargs

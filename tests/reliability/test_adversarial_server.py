@@ -22,9 +22,10 @@ import trustme
 from anyio.streams.tls import TLSStream
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
 from .faultproxy import rst_close
-from .harness import TEST_TIMEOUT, Callbacks, get_seed, leaves, slack
+from .harness import TEST_TIMEOUT, get_seed, leaves, slack
 
 HOST = anytcpip.LOCALHOST_IPV4
 
@@ -95,7 +96,9 @@ async def _try_once(
     return False
 
 
-async def _round_trip(server: anytcpip.OneClientServer, log: logging.Logger, cb: Callbacks) -> None:
+async def _round_trip(
+    server: anytcpip.OneClientServer, log: logging.Logger, cb: ConnectRecorder
+) -> None:
     """An idle ``server`` (callback ``cb``) serves a client: one message each
     way; returns once the server saw it leave."""
     n = len(cb.states)
@@ -183,7 +186,7 @@ async def test_tls_second_client_during_handshake(
     handshake when B connects and completes one. The server does not crash:
     B is turned away, A then finishes its handshake and is served."""
     server_context, client_context = tls_contexts
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=HOST, port=0, log=log, ssl_context=server_context, connect_callback=cb
@@ -217,7 +220,7 @@ async def test_close_after_unnoticed_reset(log: logging.Logger, monitor: float) 
     """Item 3: the peer resets while nobody reads or writes (with monitoring
     off it goes unnoticed); leaving ``async with`` closes cleanly, for the
     server and for a client."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=HOST, port=0, log=log, connect_callback=cb, monitor_connection_interval=monitor
@@ -417,7 +420,7 @@ async def test_should_be_connected_false_after_close(log: logging.Logger) -> Non
     """Item 19: A is connected and never closes; close_client() (its drain
     waits out linger in the background); B connects meanwhile; then close().
     After close(), should_be_connected is False."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     linger = 1.0
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(
@@ -496,7 +499,7 @@ async def test_accept_harmless_errors_ignored(
         anyio.TypedAttributeLookupError("gone"),
     ]
     count = len(errors)
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=HOST, port=0, log=log, connect_callback=cb
@@ -538,7 +541,7 @@ async def test_accept_capacity_error_pauses(
     wrapped = anyio.BrokenResourceError()
     wrapped.__cause__ = OSError(code, "out of something")
     errors: list[BaseException] = [OSError(code, "out of something"), wrapped]
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=HOST, port=0, log=log, connect_callback=cb

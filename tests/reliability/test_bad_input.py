@@ -1,6 +1,6 @@
 """Bad and hostile input: over-limit lines, bad encodings, hostile JSON,
 terminators inside messages, garbage into a read loop
-(RELIABILITY.md R27-R31)."""
+(docs/reliability.rst R27-R31)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
-from .harness import TEST_TIMEOUT, Callbacks, get_seed, open_pair, open_raw, recv_all
+from .harness import TEST_TIMEOUT, get_seed, open_pair, open_raw, recv_all
 from .payloads import (
     BAD_JSON_LINES,
     BAD_UTF8_LINES,
@@ -29,7 +30,7 @@ LIMIT = 1000
 @pytest.mark.parametrize("case", ["10MB-no-terminator", "just-past-limit", "sliced"])
 @pytest.mark.parametrize("role", ROLES)
 async def test_over_limit(log: logging.Logger, role: str, case: str) -> None:
-    """R27 (SPEC: discard and keep the connection): a message longer than the
+    """R27 (discard the message, keep the connection): a message longer than the
     limit raises LimitOverrunError (a ValueError) whatever the segmentation:
     (a) 10 MB without a terminator, (b) the terminator just past the limit in
     the same chunk, (c) the same through a 1-byte slicer. The rest of the
@@ -174,7 +175,7 @@ async def test_bad_json(log: logging.Logger, role: str) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_terminator_injection(log: logging.Logger, role: str) -> None:
-    """R30, a known design choice (SPEC/RELIABILITY: not checked by default,
+    """R30, a known design choice (not checked by default,
     so that peers with asymmetric framing keep working): write_str and
     write_json do not reject a payload containing the terminator; it is sent
     as written, byte for byte (so the peer sees two messages). Covered: "\\r\\n"
@@ -229,7 +230,7 @@ async def test_readloop_fuzz(log: logging.Logger) -> None:
 
     seed = get_seed()
     rng = random.Random(seed)
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     process = psutil.Process()
     rss0 = process.memory_info().rss
     with anyio.fail_after(TEST_TIMEOUT):

@@ -1,4 +1,4 @@
-"""Cancellation during reads, writes and close (RELIABILITY.md R21-R23)."""
+"""Cancellation during reads, writes and close (docs/reliability.rst R21-R23)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
-from .harness import TEST_TIMEOUT, Callbacks, get_seed, open_pair, open_plain
+from .harness import TEST_TIMEOUT, get_seed, open_pair, open_plain
 from .payloads import ShortStruct
 
 
@@ -171,7 +172,7 @@ async def test_close_under_cancel(log: logging.Logger, role: str, form: str) -> 
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, name="outer"
         ) as outer:
-            cb = Callbacks()
+            cb = ConnectRecorder(timeout=5.0)
             if role == "client":
                 obj: anytcpip.BaseClientOrServer = anytcpip.Client(
                     host=anytcpip.LOCALHOST_IPV4, port=outer.port, log=log, connect_callback=cb

@@ -1,5 +1,5 @@
 """Closing: waking blocked tasks, no tail loss, bounded close
-(RELIABILITY.md R24-R26)."""
+(docs/reliability.rst R24-R26)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
-from .harness import TEST_TIMEOUT, Callbacks, open_pair, open_plain, slack
+from .harness import TEST_TIMEOUT, open_pair, open_plain, slack
 from .payloads import ShortStruct, pattern
 from .peers import PeerProcess
 
@@ -177,7 +178,7 @@ async def test_close_bounded_frozen(log: logging.Logger, role: str) -> None:
     (we wrote until writes blocked; it sent heartbeats we never read, monitor
     off). close() returns within linger + slack; C=[T,F]."""
     linger = 0.5
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     kwargs: dict[str, Any] = {
         "log": log,
         "connect_callback": cb,

@@ -1,5 +1,5 @@
 """Concurrent writers (with heartbeats) and concurrent readers
-(RELIABILITY.md R19, R20)."""
+(docs/reliability.rst R19, R20)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ async def test_writers_atomic(log: logging.Logger) -> None:
 
 @pytest.mark.parametrize("monitor", [0.1, 0.0])
 async def test_two_readers(log: logging.Logger, monitor: float) -> None:
-    """R20 (SPEC wins): two tasks call read_str on the same connection at once.
+    """R20: two tasks call read_str on the same connection at once.
     They are served one at a time with whole messages: no error, no message
     split or lost, each reader sees its messages in order; the connection
     monitor does not count as a competing reader."""

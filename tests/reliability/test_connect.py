@@ -1,4 +1,4 @@
-"""Connecting: refused, hanging and cancelled connects (RELIABILITY.md R9, R10)."""
+"""Connecting: refused, hanging and cancelled connects (docs/reliability.rst R9, R10)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
-from .harness import TEST_TIMEOUT, Callbacks, closed_port, get_seed, leaves
+from .harness import TEST_TIMEOUT, closed_port, get_seed, leaves
 
 
 async def test_refused(log: logging.Logger) -> None:
@@ -22,7 +23,7 @@ async def test_refused(log: logging.Logger) -> None:
     port = closed_port()
     with anyio.fail_after(TEST_TIMEOUT):
         for attempt in range(100):
-            cb = Callbacks()
+            cb = ConnectRecorder(timeout=5.0)
             client = anytcpip.Client(
                 host=anytcpip.LOCALHOST_IPV4, port=port, log=log, connect_callback=cb
             )
@@ -69,7 +70,7 @@ async def test_connect_hang_cancel(log: logging.Logger) -> None:
             except BlockingIOError:
                 pass
         with anyio.fail_after(TEST_TIMEOUT):
-            cb = Callbacks()
+            cb = ConnectRecorder(timeout=5.0)
             client = anytcpip.Client(
                 host=anytcpip.LOCALHOST_IPV4, port=port, log=log, connect_callback=cb
             )
@@ -103,13 +104,13 @@ async def test_cancel_during_connect_fuzz(log: logging.Logger) -> None:
     the server's callbacks strictly alternate; no fd leaks (autouse check)."""
     seed = get_seed()
     rng = random.Random(seed)
-    server_cb = Callbacks()
+    server_cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(60):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=server_cb
         ) as server:
             for attempt in range(150):
-                cb = Callbacks()
+                cb = ConnectRecorder(timeout=5.0)
                 client = anytcpip.Client(
                     host=anytcpip.LOCALHOST_IPV4,
                     port=server.port,

@@ -1,5 +1,5 @@
 """The data path under slicing, latency, low bandwidth, backpressure and bulk
-duplex traffic (RELIABILITY.md R15-R18)."""
+duplex traffic (docs/reliability.rst R15-R18)."""
 
 from __future__ import annotations
 

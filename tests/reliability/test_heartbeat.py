@@ -1,5 +1,5 @@
 """Heartbeats: frozen peers and protocol edge cases with
-OneClientReadLoopServer (RELIABILITY.md R5, R8, and the heartbeat part of
+OneClientReadLoopServer (docs/reliability.rst R5, R8, and the heartbeat part of
 R16)."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import psutil
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
 from .faultproxy import FaultProxy
-from .harness import TEST_TIMEOUT, Callbacks, recv_all, slack
+from .harness import TEST_TIMEOUT, recv_all, slack
 from .peers import PeerProcess
 
 H = 0.5  # max_heartbeat_interval used here (seconds)
@@ -26,7 +27,7 @@ H = 0.5  # max_heartbeat_interval used here (seconds)
 
 @asynccontextmanager
 async def hb_server(
-    log: logging.Logger, cb: Callbacks, **kwargs: Any
+    log: logging.Logger, cb: ConnectRecorder, **kwargs: Any
 ) -> AsyncIterator[anytcpip.TestOneClientReadLoopServer]:
     kwargs.setdefault("run_heartbeat_monitor_task", True)
     kwargs.setdefault("max_heartbeat_interval", H)
@@ -45,7 +46,7 @@ async def test_frozen_peer(log: logging.Logger) -> None:
     after the freeze (minus at most one heartbeat period); C=[T,F]; the
     monitor uses close_client, as the reference does, so sbc becomes False;
     close() is bounded by linger."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with hb_server(log, cb) as server:
             async with PeerProcess(server.port, heartbeat=0.05, read="none") as peer:
@@ -62,8 +63,8 @@ async def test_frozen_peer(log: logging.Logger) -> None:
                 assert not server.should_be_connected
                 start = anyio.current_time()
                 await server.close()
-                # SPEC: a peer that never closes its end delays close() by at
-                # most ``linger`` (RELIABILITY's 0.5 s predates that bound).
+                # A peer that never closes its end delays close() by at
+                # most ``linger`` (a tighter 0.5 s would not hold for it).
                 assert anyio.current_time() - start <= server.linger + slack()
 
 
@@ -73,7 +74,7 @@ async def test_heartbeat_silence(log: logging.Logger, case: str) -> None:
     arrive and then stop: the client is dropped between H and H + slack
     after the last one (or the connect); C=[T,F]; the raw client sees EOF or
     a reset; the server keeps listening and serves the next client."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with hb_server(log, cb) as server:
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as raw:
@@ -108,7 +109,7 @@ async def test_heartbeat_with_monitor_off(log: logging.Logger) -> None:
     handle_received_heartbeat raises RuntimeError, so the read loop closes the
     client once (as ts_tcpip does): C=[T,F], the client sees EOF; the server
     keeps listening."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with hb_server(log, cb, run_heartbeat_monitor_task=False) as server:
             async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port) as raw:
@@ -136,7 +137,7 @@ async def test_heartbeat_sender_backpressure(log: logging.Logger) -> None:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         listener.bind((anytcpip.LOCALHOST_IPV4, 0))
         listener.listen(1)
-        cb = Callbacks()
+        cb = ConnectRecorder(timeout=5.0)
         async with anytcpip.Client(
             host=anytcpip.LOCALHOST_IPV4,
             port=listener.getsockname()[1],
@@ -168,7 +169,7 @@ async def test_heartbeat_between_fragments(log: logging.Logger) -> None:
     three-part user frames (writelines) through a 7-byte slicer: a heartbeat
     never lands inside a user frame, so every string the read-loop server
     queues is an intact user frame, in order."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with hb_server(log, cb, max_heartbeat_interval=5.0) as server:
             async with FaultProxy(server.port) as proxy:
@@ -195,7 +196,7 @@ async def test_heartbeats_over_slow_link(log: logging.Logger) -> None:
     the client-to-server direction; heartbeats every 50 ms keep the client
     connected for 3 H (no spurious disconnect), then user data still gets
     through."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with hb_server(log, cb) as server:
             async with FaultProxy(server.port) as proxy:

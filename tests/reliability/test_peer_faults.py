@@ -1,5 +1,5 @@
 """Peer and transport faults: FIN, RST, cut frames, half-close, kill, vanish
-(RELIABILITY.md R1-R4, R6, R7)."""
+(docs/reliability.rst R1-R4, R6, R7)."""
 
 from __future__ import annotations
 
@@ -18,17 +18,10 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
 from .faultproxy import FaultProxy
-from .harness import (
-    TEST_TIMEOUT,
-    Callbacks,
-    cause_chain,
-    open_pair,
-    open_raw,
-    recv_all,
-    slack,
-)
+from .harness import TEST_TIMEOUT, cause_chain, open_pair, open_raw, recv_all, slack
 from .payloads import ShortStruct
 from .peers import PeerProcess
 
@@ -314,7 +307,7 @@ async def test_half_close_through_proxy(log: logging.Logger) -> None:
     noticed the EOF, reaches the client in full followed by EOF; the proxy
     logs match byte for byte."""
     reply = os.urandom(300_000)
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=cb
@@ -343,7 +336,7 @@ async def test_peer_killed(log: logging.Logger, role: str, pending: bool) -> Non
     """R6: the peer process is killed (SIGKILL). A pending read fails at once
     (IncompleteReadError after a FIN, ConnectionError after a RST), idle
     detection comes within slack; sbc=True, C=[T,F]."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         if role == "server":
             async with anytcpip.OneClientServer(
@@ -362,7 +355,7 @@ async def test_peer_killed(log: logging.Logger, role: str, pending: bool) -> Non
 
 
 async def _kill_and_check(
-    obj: anytcpip.BaseClientOrServer, peer: PeerProcess, cb: Callbacks, pending: bool
+    obj: anytcpip.BaseClientOrServer, peer: PeerProcess, cb: ConnectRecorder, pending: bool
 ) -> None:
     outcome: list[BaseException] = []
 

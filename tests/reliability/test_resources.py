@@ -1,4 +1,4 @@
-"""Resource leaks over many connect/close cycles (RELIABILITY.md R32; the
+"""Resource leaks over many connect/close cycles (docs/reliability.rst R32; the
 per-test fd check is the autouse fixture in tests/conftest.py)."""
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import anyio
 import psutil
 
 import anytcpip
-
-from .harness import Callbacks
+from anytcpip.testing import ConnectRecorder
 
 CYCLES = 300
 
@@ -29,10 +28,10 @@ async def _settle() -> None:
 
 async def test_connect_close_cycles(log: logging.Logger) -> None:
     """R32: 300 connect/exchange/close cycles of a Client against one
-    OneClientServer keep the fd count flat (after a warm-up cycle, F11),
+    OneClientServer keep the fd count flat (after a warm-up cycle: uvloop's one-time descriptor),
     leave no task behind, grow RSS by less than 5 MB, and give the server
     strictly alternating callbacks."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     process = psutil.Process()
     tasks_before = len(anyio.get_running_tasks())
     with anyio.fail_after(120):

@@ -1,5 +1,5 @@
 """OneClientServer under load: connection floods, fast reconnects, EMFILE
-(RELIABILITY.md R11-R13)."""
+(docs/reliability.rst R11-R13)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ import anyio.streams.text
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
-from .harness import TEST_TIMEOUT, Callbacks, slack
+from .harness import TEST_TIMEOUT, slack
 
 
 @asynccontextmanager
 async def echo_server(
-    log: logging.Logger, cb: Callbacks, **kwargs: Any
+    log: logging.Logger, cb: ConnectRecorder, **kwargs: Any
 ) -> AsyncIterator[anytcpip.OneClientServer]:
     """A OneClientServer whose current client gets every line echoed."""
     async with anytcpip.OneClientServer(
@@ -70,7 +71,7 @@ async def test_flood(log: logging.Logger, n: int) -> None:
     EOF or a reset within 1 s + slack, none hangs and none gets data; the
     server's C=[T] is unchanged and the served client keeps echoing during
     the flood; after it leaves a new client is served: C=[T,F,T,F]."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with echo_server(log, cb) as server:
             async with anytcpip.Client(
@@ -113,7 +114,7 @@ async def test_reconnect_race(log: logging.Logger, monitor: float) -> None:
     sends "hello". The server's read_str returns "hello": nothing of the old
     connection leaks into the new one; C=[T,F,T], never [T,T]; no extra
     callbacks afterwards."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4,
@@ -143,7 +144,7 @@ async def test_reconnect_while_connected(log: logging.Logger) -> None:
     """R12: a second client arrives while the first is still connected: it is
     accepted and closed at once (EOF or reset, no data); the first is
     unaffected; C=[T]."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(
             host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=cb
@@ -196,7 +197,7 @@ async def test_emfile(log: logging.Logger, caplog: pytest.LogCaptureFixture) -> 
     unaffected (C=[T]); once descriptors are free again the waiting clients
     are accepted and rejected (EOF or reset), and a new client is served
     after the first leaves."""
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     caplog.set_level(logging.WARNING, logger=log.name)
     with anyio.fail_after(TEST_TIMEOUT):

@@ -1,28 +1,18 @@
-"""Server start errors: address in use, port 0, IPv6 (RELIABILITY.md R14)."""
+"""Server start errors: address in use, port 0, IPv6 (docs/reliability.rst R14)."""
 
 from __future__ import annotations
 
 import errno
 import logging
-import socket
 
 import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
+from helpers import has_ipv6
 
-from .harness import TEST_TIMEOUT, Callbacks
-
-
-def _have_ipv6() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind((anytcpip.LOCALHOST_IPV6, 0))
-    except OSError:
-        return False
-    return True
+from .harness import TEST_TIMEOUT
 
 
 @pytest.mark.parametrize("form", ["scoped", "owned"])
@@ -33,7 +23,7 @@ async def test_address_in_use(log: logging.Logger, form: str) -> None:
     (autouse check); the first server keeps serving."""
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as first:
-            cb = Callbacks()
+            cb = ConnectRecorder(timeout=5.0)
             second = anytcpip.OneClientServer(
                 host=anytcpip.LOCALHOST_IPV4, port=first.port, log=log, connect_callback=cb
             )
@@ -67,9 +57,9 @@ async def test_address_in_use(log: logging.Logger, form: str) -> None:
 
 
 async def test_port_0_all_interfaces(log: logging.Logger) -> None:
-    """R14 / SPEC: ``host=None, port=0`` listens on every interface, and every
-    bound socket shares one port, so ``port`` is never ambiguous (SPEC
-    differs from the reference here); a client on 127.0.0.1 is served."""
+    """R14: ``host=None, port=0`` listens on every interface, and every
+    bound socket shares one port, so ``port`` is never ambiguous (unlike
+    ts_tcpip); a client on 127.0.0.1 is served."""
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(host=None, port=0, log=log) as server:
             assert server.port != 0
@@ -86,7 +76,7 @@ async def test_port_0_all_interfaces(log: logging.Logger) -> None:
 async def test_ipv6(log: logging.Logger) -> None:
     """R14: a server on ::1 serves a client on ::1; where IPv6 is missing, the
     test skips cleanly."""
-    if not _have_ipv6():
+    if not has_ipv6():
         pytest.skip("IPv6 loopback is not available")
     with anyio.fail_after(TEST_TIMEOUT):
         async with anytcpip.OneClientServer(

@@ -1,5 +1,5 @@
 """Soak test: mixed traffic through a FaultProxy with random faults
-(RELIABILITY.md section 5).
+(docs/reliability.rst, Soak).
 
 The short version (about 3 s per backend) runs in the normal suite. The long
 one (``SOAK_SECONDS``, default 60, per backend) runs with ``pytest -m soak``
@@ -23,9 +23,10 @@ import anyio
 import pytest
 
 import anytcpip
+from anytcpip.testing import ConnectRecorder
 
 from .faultproxy import FaultProxy
-from .harness import Callbacks, get_seed, slack
+from .harness import get_seed, slack
 from .payloads import check_frame, frame
 
 H = 1.0  # the server's max_heartbeat_interval (seconds)
@@ -241,7 +242,7 @@ async def _soak(log: logging.Logger, seconds: float, backend: str) -> dict[str, 
     seed = get_seed()
     rng = random.Random(seed)
     stats = Stats(seed, start=anyio.current_time())
-    server_cb = Callbacks()
+    server_cb = ConnectRecorder(timeout=5.0)
     deadline = anyio.current_time() + seconds
     max_faults = 200
     try:
@@ -298,7 +299,7 @@ async def _one_connection(
     stats: Stats,
     deadline: float,
 ) -> None:
-    cb = Callbacks()
+    cb = ConnectRecorder(timeout=5.0)
     stats.connections += 1
     conn = Conn(stats.connections)
     client = anytcpip.Client(

@@ -46,7 +46,7 @@ def recv_now(sock: socket.socket, n: int) -> bytes:
 async def check_burst(obj: anytcpip.BaseClientOrServer, sock: socket.socket, tag: str) -> None:
     """Five writes in a row (every write method), each checked at the peer
     before the next one, without the writer yielding in between."""
-    s = ShortStruct(ushort_0=7, int64_0=-3, double_0=1.5, float_0=2.5)
+    s = ShortStruct(seq=7, stamp=-3, angle=1.5, level=2.5)
     writes: list[tuple[str, Callable[[], Awaitable[None]], bytes]] = [
         ("write", lambda: obj.write(f"{tag}-0\r\n".encode()), f"{tag}-0\r\n".encode()),
         ("write_str", lambda: obj.write_str(f"{tag}-1"), f"{tag}-1\r\n".encode()),

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from ._common import BULK_CHUNK, IMPLEMENTATIONS, reference_for
@@ -57,6 +58,9 @@ FLOOD_SLACK_UVLOOP = 8 << 20
 STALL_BOUND = 1 << 20
 
 
+#: The folder that holds the ``anytcpip_bench`` package.
+_BENCH_ROOT = str(Path(__file__).resolve().parent.parent)
+
 #: Folders put in front of every worker's PYTHONPATH (where ts_tcpip is).
 _worker_path: list[str] = []
 
@@ -70,9 +74,11 @@ def worker_env() -> dict[str, str]:
     """The environment of a worker process."""
     env = dict(os.environ)
     env.setdefault("PYTHONHASHSEED", "0")
-    if _worker_path:
-        old = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = os.pathsep.join(_worker_path + ([old] if old else []))
+    # The workers run ``python -m anytcpip_bench._peer``: the folder that holds
+    # this package goes first (it is not installed with anytcpip).
+    folders = [*_worker_path, _BENCH_ROOT]
+    old = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join(folders + ([old] if old else []))
     return env
 
 
@@ -159,7 +165,7 @@ class _Child:
         name: str,
         cfg: dict[str, Any],
         events: queue.Queue[Any],
-        module: str = "anytcpip._bench._peer",
+        module: str = "anytcpip_bench._peer",
     ) -> None:
         self.name = name
         self.cfg = cfg
@@ -496,7 +502,7 @@ def run_fleet(
     deadline = time.monotonic() + timeout
     events: queue.Queue[Any] = queue.Queue()
     start = time.perf_counter()
-    child = _Child("fleet", cfg, events, module="anytcpip._bench._fleet")
+    child = _Child("fleet", cfg, events, module="anytcpip_bench._fleet")
     result: dict[str, Any] | None = None
     try:
         while result is None:

@@ -18,6 +18,8 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 
+from anytcpip import _backends
+
 from ._common import IMPLEMENTATIONS, reference_for
 from ._report import describe_impls, missed_targets, render
 from ._runner import (
@@ -69,12 +71,7 @@ def _available_impls(tcpip: bool) -> list[str]:
     for name, (family, backend, options, _) in IMPLEMENTATIONS.items():
         if family == "tcpip" and not tcpip:
             continue
-        try:
-            if backend == "trio":
-                import trio  # noqa: F401
-            if options.get("use_uvloop"):
-                import uvloop  # noqa: F401
-        except ImportError:
+        if not _backends.find(backend, options).installed:
             continue
         available.append(name)
     return available

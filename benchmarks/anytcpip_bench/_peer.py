@@ -1,6 +1,6 @@
 """One end of one benchmark run, in a fresh process.
 
-Started by the parent as ``python -m anytcpip._bench._peer CONFIG_JSON``; talks
+Started by the parent as ``python -m anytcpip_bench._peer CONFIG_JSON``; talks
 to it with ``@@TAG text`` lines on stdout (``PORT`` once listening, ``RESULT``
 at the end) and takes commands on stdin. A failure (validation included) is a
 traceback on stderr and a non-zero exit status.

@@ -6,7 +6,7 @@ clients concurrently. Measured: round trips per second over all clients,
 the time to set up the N pairs, and the RSS of one idle connected pair.
 
 Every (implementation, N) runs in a fresh process, started as
-``python -m anytcpip._bench._fleet CONFIG_JSON`` and reporting one ``@@RESULT``
+``python -m anytcpip_bench._fleet CONFIG_JSON`` and reporting one ``@@RESULT``
 line (see ``_peer``). The ends:
 
 * anytcpip / ts_tcpip: a ``OneClientReadLoopServer`` subclass whose
