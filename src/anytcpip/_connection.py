@@ -118,6 +118,9 @@ class Connection(abc.ABC):
         # closed and every task of the connection has finished.
         self.lost = anyio.Event()
         self.done = anyio.Event()
+        # Set by the owner once the connection's tasks have ended and its last
+        # connect callback ran (the next client may be served then).
+        self.released = anyio.Event()
         # Receive side. ``readers`` counts reads inside read() (waiting for the
         # lock or for data); while it is not 0, fast paths must not jump the queue.
         self.readers = 0

@@ -81,8 +81,6 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
         self._inner: anyio.abc.TaskGroup | None = None
         # The current connection and the task group of its tasks.
         self._conn_tasks: tuple[Connection, anyio.abc.TaskGroup] | None = None
-        # Per connection: set once its tasks ended and its last callback ran.
-        self._released_events: dict[Connection, anyio.Event] = {}
         self._open_scope: anyio.CancelScope | None = None
 
     @abc.abstractmethod
@@ -311,15 +309,6 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
     def _closing_down_requested(self) -> bool:
         return self._close_requested is not None and self._close_requested.is_set()
 
-    def _released(self, conn: Connection) -> anyio.Event:
-        """Set once ``conn``'s tasks have ended and its last callback ran."""
-        event = self._released_events.get(conn)
-        if event is None:
-            event = self._released_events[conn] = anyio.Event()
-            if conn.done.is_set():
-                event.set()
-        return event
-
     # --------------------------------------------------- per-connection task
 
     def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
@@ -345,7 +334,10 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                 # tasks have ended and its last callback ran; what it was sent
                 # may still be draining in its own task.
                 previous.end_half_open()
-                await self._released(previous).wait()
+                await previous.released.wait()
+                # Nobody reads the previous client any more.
+                previous.buffer.clear()
+                previous = None
             if stream_to_wrap is not None:
                 wrapped = await self._wrap_until_closed(conn, stream_to_wrap)
                 if wrapped is None:
@@ -379,7 +371,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                     # Let a reader woken by the close finish what it was doing.
                     await anyio.lowlevel.checkpoint()
                     tasks.cancel_scope.cancel()
-                self._released(conn).set()
+                conn.released.set()
                 deadline = anyio.current_time() + self.linger
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
                     await conn.wait_flushed()
@@ -405,8 +397,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                     self._on_disconnected()
                     await self.call_connect_callback()
                 self._was_connected = False
-            self._released(conn).set()
-            self._released_events.pop(conn, None)
+            conn.released.set()
 
     async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         """Hook: wrap an accepted stream (TLS) before it is used."""

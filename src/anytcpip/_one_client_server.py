@@ -261,7 +261,7 @@ class OneClientServer(BaseClientOrServer):
         conn.close_here()
         if not self._inside():
             with anyio.CancelScope(shield=True):
-                await self._released(conn).wait()
+                await conn.released.wait()
 
     async def close_client(self) -> None:
         """Close the connected client, if any, clear :attr:`should_be_connected`,

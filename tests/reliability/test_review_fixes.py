@@ -1,0 +1,69 @@
+"""Regression tests for the review of the merged reliability work
+(/work/scratch/review.md): each test reproduces one finding."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import weakref
+
+import anyio
+
+import anytcpip
+from anytcpip._connection import Connection
+
+from .harness import TEST_TIMEOUT as NET_TIMEOUT
+
+
+class _Silent(anytcpip.OneClientServer):
+    """A server that never reads (a telemetry-only mock)."""
+
+
+async def test_served_clients_are_not_retained(log: logging.Logger) -> None:
+    """Finding 1: a server keeps no Connection of a client it served once
+    the next client is served, and clears the old client's unread input."""
+    changes: list[bool] = []
+    changed = anyio.Event()
+
+    async def callback(server: anytcpip.OneClientServer) -> None:
+        nonlocal changed
+        changes.append(server.connected)
+        changed.set()
+        changed = anyio.Event()
+
+    async def wait_connected(server: anytcpip.OneClientServer, state: bool) -> None:
+        while not changes or changes[-1] != state:
+            await changed.wait()
+
+    refs: list[weakref.ref[Connection]] = []
+    clients = 12
+    with anyio.fail_after(NET_TIMEOUT):
+        async with _Silent(host="127.0.0.1", port=0, log=log, connect_callback=callback) as server:
+            for _ in range(clients):
+                async with await anyio.connect_tcp("127.0.0.1", server.port) as peer:
+                    await wait_connected(server, True)
+                    conn = server._conn
+                    assert conn is not None
+                    refs.append(weakref.ref(conn))
+                    del conn
+                    # Left unread: the server never reads.
+                    await peer.send(b"x" * 20_000)
+                    while len(refs[-1]().buffer) < 20_000:  # type: ignore[union-attr]
+                        await anyio.sleep(0.005)
+                await wait_connected(server, False)
+            gc.collect()
+            alive = [ref() for ref in refs if ref() is not None]
+            # Only the latest client (the server still points at it).
+            assert len(alive) == 1, alive
+            assert alive[0] is refs[-1]()
+            # One more client: the previous one's unread input is dropped.
+            last = alive[0]
+            del alive
+            async with await anyio.connect_tcp("127.0.0.1", server.port):
+                await wait_connected(server, True)
+                assert last is not None
+                assert len(last.buffer) == 0
+            await wait_connected(server, False)
+            del last
+            gc.collect()
+            assert all(ref() is None for ref in refs)
