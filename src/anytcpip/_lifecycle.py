@@ -388,16 +388,22 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                 self._conn_tasks = None
             if deadline == float("inf"):
                 deadline = anyio.current_time() + self.linger
-            await conn.finish_close(deadline)
+            if conn.is_open:
+                # Cancelled (the owner's task group, say) while serving: the
+                # connection is closed at this end now.
+                conn.close_here()
             if self._conn is conn and self._was_connected:
-                # Cancelled (the owner's task group, say) before the disconnect
-                # callback ran: run it now, shielded but bounded, so callbacks
-                # still alternate.
+                # Cancelled before the disconnect callback ran: run it now,
+                # shielded but bounded, so callbacks still alternate.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
                     self._on_disconnected()
                     await self.call_connect_callback()
                 self._was_connected = False
+            # Released before the drain below, which a peer that never closes
+            # holds for up to linger: close_client() and the next client do
+            # not wait for it.
             conn.released.set()
+            await conn.finish_close(deadline)
 
     async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         """Hook: wrap an accepted stream (TLS) before it is used."""

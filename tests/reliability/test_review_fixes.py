@@ -8,6 +8,7 @@ import logging
 import weakref
 
 import anyio
+import pytest
 
 import anytcpip
 from anytcpip._connection import Connection
@@ -67,3 +68,40 @@ async def test_served_clients_are_not_retained(log: logging.Logger) -> None:
             del last
             gc.collect()
             assert all(ref() is None for ref in refs)
+
+
+async def test_close_client_with_queued_client_is_prompt(log: logging.Logger) -> None:
+    """Finding 5 (review 6): close_client() while the latest client is queued
+    behind one whose disconnect callback is still running returns once that
+    callback is done, without waiting out the queued client's drain
+    (``linger``) against a peer that never closes."""
+    linger = 5.0
+    slow_callback = 0.3
+    leaving = anyio.Event()
+
+    async def callback(server: anytcpip.OneClientServer) -> None:
+        if not server.connected:
+            leaving.set()
+            await anyio.sleep(slow_callback)
+
+    with anyio.fail_after(NET_TIMEOUT):
+        async with _Silent(
+            host="127.0.0.1", port=0, log=log, connect_callback=callback, linger=linger
+        ) as server:
+            a = await anyio.connect_tcp("127.0.0.1", server.port)
+            await server.connected_task
+            await a.aclose()
+            await leaving.wait()
+            # B: idle, never closes; queued behind A's disconnect callback.
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as b:
+                while server._latest is None or server._latest.peer != str(
+                    b.extra(anyio.abc.SocketAttribute.local_address)
+                ):
+                    await anyio.sleep(0.005)
+                start = anyio.current_time()
+                await server.close_client()
+                elapsed = anyio.current_time() - start
+                assert elapsed < slow_callback + 1.0, elapsed
+                # B is closed at the server's end (it gets the end-of-stream).
+                with anyio.fail_after(linger), pytest.raises(anyio.EndOfStream):
+                    await b.receive()
