@@ -311,6 +311,17 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
 
     # --------------------------------------------------- per-connection task
 
+    async def _call_connect_callback_guarded(self) -> bool:
+        """:meth:`call_connect_callback`, which a subclass may override: an
+        exception from the override is logged (the server keeps serving).
+        Returns False if it raised."""
+        try:
+            await self.call_connect_callback()
+        except Exception:
+            self.log.exception("call_connect_callback failed")
+            return False
+        return True
+
     def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
         """Hook: the connection is up and the callback has run."""
 
@@ -356,14 +367,16 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                 # ends before the next client is served.
                 async with anyio.create_task_group() as tasks:
                     self._conn_tasks = (conn, tasks)
-                    await self.call_connect_callback()
+                    if not await self._call_connect_callback_guarded():
+                        # An override failed on connect: drop this client.
+                        conn.close_here()
                     if conn.monitor and conn.is_open:
                         conn.start_receiving(tg)
                     self._on_connected(tasks)
                     task_status.started()
                     await conn.lost.wait()
                     self._on_disconnected()
-                    await self.call_connect_callback()
+                    await self._call_connect_callback_guarded()
                     if conn.writable:
                         # The peer half-closed: what we still write (the read
                         # loop answering its last requests) goes out.
@@ -397,7 +410,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                 # shielded but bounded, so callbacks still alternate.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
                     self._on_disconnected()
-                    await self.call_connect_callback()
+                    await self._call_connect_callback_guarded()
                 self._was_connected = False
             # Released before the drain below, which a peer that never closes
             # holds for up to linger: close_client() and the next client do

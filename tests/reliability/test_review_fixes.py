@@ -105,3 +105,40 @@ async def test_close_client_with_queued_client_is_prompt(log: logging.Logger) ->
                 # B is closed at the server's end (it gets the end-of-stream).
                 with anyio.fail_after(linger), pytest.raises(anyio.EndOfStream):
                     await b.receive()
+
+
+class _RaisingOverride(anytcpip.OneClientServer):
+    """call_connect_callback overridden with a bug that raises on connect."""
+
+    fail_on_connect = True
+
+    async def call_connect_callback(self) -> None:
+        await super().call_connect_callback()
+        if self.fail_on_connect and self.connected:
+            raise ValueError("bug in an override")
+
+
+async def test_raising_call_connect_callback_keeps_serving(
+    log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 6 (review 7): an exception from a call_connect_callback()
+    override is logged, the client it raised for is closed, and the server
+    serves the next client."""
+    with anyio.fail_after(NET_TIMEOUT):
+        async with _RaisingOverride(host="127.0.0.1", port=0, log=log) as server:
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as first:
+                # Closed by the server: end-of-stream.
+                with pytest.raises(anyio.EndOfStream):
+                    await first.receive()
+            errors = [r for r in caplog.records if r.exc_info and "override" in str(r.exc_info[1])]
+            assert errors
+            assert errors[0].levelno == logging.ERROR
+            server.fail_on_connect = False
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as second:
+                await server.connected_task
+                await server.write_str("hello")
+                received = b""
+                while not received.endswith(b"\n"):
+                    received += await second.receive()
+                assert received == b"hello\r\n"
+        assert server.done_task.done()
