@@ -142,3 +142,34 @@ async def test_raising_call_connect_callback_keeps_serving(
                     received += await second.receive()
                 assert received == b"hello\r\n"
         assert server.done_task.done()
+
+
+class _BuggyHandler(anytcpip.OneClientReadLoopServer):
+    """read_and_dispatch reads a line, yields, then raises a bug."""
+
+    async def read_and_dispatch(self) -> None:
+        line = await self.read_str()
+        await anyio.sleep(0.01)
+        raise KeyError(f"bug in the handler for {line}")
+
+
+async def test_read_loop_logs_handler_bug_after_half_close(
+    log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 4 (review 5): a handler bug raised after the peer half-closed
+    is logged with log.exception, not hidden at debug level as "the client
+    went away"."""
+    with anyio.fail_after(NET_TIMEOUT):
+        async with _BuggyHandler(host="127.0.0.1", port=0, log=log) as server:
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as peer:
+                await peer.send(b"last\r\n")
+                await peer.send_eof()
+                # The server closes the connection after the bug.
+                with pytest.raises(anyio.EndOfStream):
+                    await peer.receive()
+    bugs = [
+        r
+        for r in caplog.records
+        if r.exc_info and isinstance(r.exc_info[1], KeyError) and r.levelno == logging.ERROR
+    ]
+    assert len(bugs) == 1, caplog.records
