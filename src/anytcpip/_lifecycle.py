@@ -286,6 +286,10 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
         The replacement for ``asyncio.create_task`` in a connect callback
         (call it when ``self.connected`` is True), with no task to cancel in
         the disconnect callback. Errors are logged as for :meth:`start_soon`.
+        After a peer's half-close it may also be called while the connection
+        is still writable (within the grace, see the guide): the task may
+        answer, and the grace does not end before it has, at the latest
+        ``HALF_CLOSE_GRACE`` (0.1 s) after the last write.
 
         Raises
         ------
@@ -293,9 +297,34 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
             If not connected.
         """
         entry = self._conn_tasks
-        if entry is None or not entry[0].is_open:
+        # Also after a peer's half-close, while the connection is writable: the
+        # task may answer the peer's last request.
+        if entry is None or not entry[0].writable:
             raise ConnectionError("not connected: start_connection_soon needs a connection")
-        entry[1].start_soon(self._guarded, func, args, name or _name_of(func), name=name or None)
+        conn = entry[0]
+        conn.tasks_running += 1
+        entry[1].start_soon(
+            self._guarded_connection_task,
+            conn,
+            func,
+            args,
+            name or _name_of(func),
+            name=name or None,
+        )
+
+    async def _guarded_connection_task(
+        self,
+        conn: Connection,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        label: str,
+    ) -> None:
+        try:
+            await self._guarded(func, args, label)
+        finally:
+            # After the peer's end-of-stream, the connection stays writable
+            # (within the grace) until its last task ended.
+            conn.task_ended()
 
     async def _guarded(
         self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], label: str

@@ -185,7 +185,7 @@ class OneClientReadLoopServer(OneClientServer):
             if (conn is None or not conn.is_open) and isinstance(exc, ConnectionError | EOFError):
                 self.log.debug("read loop ended: the client went away (%r)", exc)
                 if conn is not None:
-                    conn.end_half_open()
+                    conn.input_exhausted()
                 return
             self.log.exception("read_and_dispatch failed; closing the client")
             await self.close_client()

@@ -173,3 +173,62 @@ async def test_read_loop_logs_handler_bug_after_half_close(
         if r.exc_info and isinstance(r.exc_info[1], KeyError) and r.levelno == logging.ERROR
     ]
     assert len(bugs) == 1, caplog.records
+
+
+class _TwoStepReplies(anytcpip.OneClientReadLoopServer):
+    """Answers each request in two writes with an await between them."""
+
+    async def read_and_dispatch(self) -> None:
+        line = await self.read_str()
+        await self.write_str(f"ack {line}")
+        await anyio.sleep(0.02)
+        await self.write_str(f"done {line}")
+
+
+class _ReplyFromTask(anytcpip.OneClientReadLoopServer):
+    """Answers from a task started with start_connection_soon."""
+
+    async def read_and_dispatch(self) -> None:
+        line = await self.read_str()
+        self.start_connection_soon(self.reply, line)
+
+    async def reply(self, line: str) -> None:
+        await anyio.sleep(0.02)
+        await self.write_str(f"done {line}")
+
+
+async def _half_close_and_collect(port: int, requests: bytes) -> bytes:
+    async with await anyio.connect_tcp("127.0.0.1", port) as peer:
+        await peer.send(requests)
+        await peer.send_eof()
+        received = b""
+        while True:
+            try:
+                received += await peer.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return received
+
+
+@pytest.mark.parametrize(
+    ("server_class", "requests", "expected"),
+    [
+        (_TwoStepReplies, b"a\r\nb\r\n", b"ack a\r\ndone a\r\nack b\r\ndone b\r\n"),
+        (_ReplyFromTask, b"a\r\n", b"done a\r\n"),
+    ],
+    ids=["two_step", "connection_task"],
+)
+async def test_half_closed_peer_gets_answers_within_grace(
+    log: logging.Logger,
+    server_class: type[anytcpip.OneClientReadLoopServer],
+    requests: bytes,
+    expected: bytes,
+) -> None:
+    """Finding 3: after a peer's half-close the connection stays writable
+    within HALF_CLOSE_GRACE of the last write, for a handler that awaits
+    between its writes with requests still buffered, and for an answer sent
+    from a start_connection_soon task (not cancelled at the read loop's end).
+    Repeated, since the end-of-stream can land anywhere in the handler."""
+    with anyio.fail_after(NET_TIMEOUT):
+        async with server_class(host="127.0.0.1", port=0, log=log) as server:
+            for _ in range(5):
+                assert await _half_close_and_collect(server.port, requests) == expected
