@@ -72,7 +72,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
         #: Done once connected (client) or listening (server).
         self.start_task = OneShot("start_task", self._is_started)
         #: Done once closed.
-        self.done_task = OneShot("done_task", self._is_started)
+        self.done_task = OneShot("done_task", self._is_started, self.log)
         self._started = False
         self._closing = False
         self._close_requested: anyio.Event | None = None
