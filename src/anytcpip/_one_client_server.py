@@ -18,7 +18,7 @@ from ._constants import DEFAULT_ENCODING, DEFAULT_MONITOR_CONNECTION_INTERVAL, D
 from ._exceptions import accept_error_kind
 from ._oneshot import OneShot
 from ._options import ServerOptions, server_options
-from ._transport import configure_socket, open_connection
+from ._transport import configure_socket, open_connection, pause_before_tls
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -216,6 +216,9 @@ class OneClientServer(BaseClientOrServer):
             return
         configure_socket(stream)
         tls = self._ssl_context is not None
+        if tls:
+            # What the peer sends before anybody reads stays in the kernel.
+            pause_before_tls(stream)
         conn = open_connection(
             None if tls else stream,
             limit=self.limit,

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
+import ssl
+import struct
+import threading
 import weakref
+from functools import partial
 
 import anyio
 import pytest
+import trustme
+from anyio.streams.tls import TLSStream
 
 import anytcpip
 from anytcpip._connection import Connection
@@ -232,3 +239,97 @@ async def test_half_closed_peer_gets_answers_within_grace(
         async with server_class(host="127.0.0.1", port=0, log=log) as server:
             for _ in range(5):
                 assert await _half_close_and_collect(server.port, requests) == expected
+
+
+def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
+    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client_context)
+    return server_context, client_context
+
+
+def _tls_flood(
+    port: int, context: ssl.SSLContext, total: int, sent_all: threading.Event, stop: threading.Event
+) -> None:
+    """Blocking TLS client: handshake, then send up to ``total`` bytes, or
+    until the server has taken nothing for 0.5 s (then ``sent_all`` is set);
+    keep the connection open until ``stop``, then reset it."""
+    raw = socket.create_connection((anytcpip.LOCALHOST_IPV4, port), timeout=NET_TIMEOUT)
+    with context.wrap_socket(raw, server_hostname=anytcpip.LOCALHOST_IPV4) as sock:
+        sock.settimeout(0.5)
+        chunk = b"x" * 65536
+        sent = 0
+        try:
+            while sent < total:
+                sent += sock.send(chunk)
+        except TimeoutError:
+            pass  # the server stopped taking data: the kernel buffers are full
+        finally:
+            sent_all.set()
+        stop.wait(NET_TIMEOUT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _held_unread(server: anytcpip.OneClientServer) -> int:
+    """Bytes the server process holds for the TLS client (white-box): its
+    receive buffer, the TLS input BIO and anyio's asyncio read queue."""
+    conn = server._conn
+    assert conn is not None
+    held = len(conn.buffer)
+    stream = conn.stream
+    if isinstance(stream, TLSStream):
+        held += stream._read_bio.pending
+        protocol = getattr(stream.transport_stream, "_protocol", None)
+        held += sum(len(chunk) for chunk in getattr(protocol, "read_queue", ()))
+    return held
+
+
+@pytest.mark.parametrize("monitor", [0.0, 0.1], ids=["monitor-off", "monitor-on"])
+async def test_tls_flood_of_a_never_reading_server_stays_bounded(
+    log: logging.Logger, monitor: float
+) -> None:
+    """Finding 2: a TLS client floods a server that never reads: what the
+    server holds stays below limit + a few hundred KiB (the rest stays in
+    the kernel). Repeated, since the trigger depends on timing (every
+    handshake receive finding its data already queued)."""
+    server_context, client_context = _tls_contexts()
+    limit = 65536
+    with anyio.fail_after(NET_TIMEOUT * 2):
+        async with _Silent(
+            host=anytcpip.LOCALHOST_IPV4,
+            port=0,
+            log=log,
+            ssl_context=server_context,
+            monitor_connection_interval=monitor,
+            limit=limit,
+            linger=0.2,
+        ) as server:
+            for _ in range(10):
+                sent_all = threading.Event()
+                stop = threading.Event()
+                peak = 0
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(
+                        partial(
+                            anyio.to_thread.run_sync,
+                            _tls_flood,
+                            server.port,
+                            client_context,
+                            4 << 20,
+                            sent_all,
+                            stop,
+                        )
+                    )
+                    try:
+                        await server.connected_task
+                        # Sample while the flood goes on.
+                        while not sent_all.is_set():
+                            peak = max(peak, _held_unread(server))
+                            await anyio.sleep(0.02)
+                        peak = max(peak, _held_unread(server))
+                    finally:
+                        stop.set()
+                await server.close_client()
+                assert peak < limit + (512 << 10), peak
