@@ -128,6 +128,9 @@ class OneClientServer(BaseClientOrServer):
         self.connected_task = OneShot("connected_task", self._is_started, self.log)
         self._listen_kwargs: dict[str, Any] = listen_kwargs
         self._listeners: list[anyio.abc.SocketListener] = []
+        # One decision at a time about a new client, whichever listener
+        # (IPv4, IPv6) accepted it: two cannot both replace the same one.
+        self._accept_lock = anyio.Lock()
         # The connection accepted most recently (it may still wait for the one
         # before it to finish closing); accept decisions look at it.
         self._latest: Connection | None = None
@@ -184,7 +187,8 @@ class OneClientServer(BaseClientOrServer):
                 self.log.error("accept failed: %s; retrying in %s s", exc, ACCEPT_RETRY_DELAY)
                 await anyio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            await self._new_client(stream)
+            async with self._accept_lock:
+                await self._new_client(stream)
 
     def _closing_down(self) -> bool:
         return self._close_requested is not None and self._close_requested.is_set()

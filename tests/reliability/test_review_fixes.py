@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import socket
 import ssl
 import struct
+import sys
 import threading
 import weakref
 from functools import partial
@@ -19,6 +21,7 @@ from anyio.streams.tls import TLSStream
 
 import anytcpip
 from anytcpip._connection import Connection
+from anytcpip._exceptions import accept_error_kind
 
 from .harness import TEST_TIMEOUT as NET_TIMEOUT
 
@@ -333,3 +336,78 @@ async def test_tls_flood_of_a_never_reading_server_stays_bounded(
                         stop.set()
                 await server.close_client()
                 assert peak < limit + (512 << 10), peak
+
+
+class _OneStreamListener:
+    """Stands in for a listener: accepts one given stream, then is closed."""
+
+    def __init__(self, stream: anyio.abc.SocketStream) -> None:
+        self._stream: anyio.abc.SocketStream | None = stream
+
+    async def accept(self) -> anyio.abc.SocketStream:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            raise anyio.ClosedResourceError
+        return stream
+
+
+async def test_two_listeners_cannot_both_replace_the_client(
+    log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 11: two connections accepted at once (by the IPv4 and the IPv6
+    listener of ``host=None``) while the served client A leaves during the
+    probe: only one of them is served, the other is turned away. The two
+    listeners are played by two accept loops on stand-in listeners that
+    each hand over one stream accepted on 127.0.0.1 (white-box)."""
+    with anyio.fail_after(NET_TIMEOUT):
+        async with (
+            _Silent(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server,
+            await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4) as listener,
+        ):
+            a = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
+            await server.connected_task
+            conn_a = server._conn
+            assert conn_a is not None
+            gate = anyio.Event()
+            probing = anyio.Event()
+            probe = conn_a.probe
+
+            async def slow_probe() -> None:
+                probing.set()
+                await gate.wait()
+                await probe()
+
+            conn_a.probe = slow_probe  # type: ignore[method-assign]
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            peers = [await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, port) for _ in range(2)]
+            inner = listener.listeners[0]
+            assert isinstance(inner, anyio.abc.SocketListener)
+            accepted = [await inner.accept() for _ in range(2)]
+
+            async with anyio.create_task_group() as tg:
+                for stream in accepted:
+                    tg.start_soon(server._accept_loop, _OneStreamListener(stream))  # type: ignore[arg-type]
+                await probing.wait()
+                # Give the second handler every chance to start probing too.
+                for _ in range(20):
+                    await anyio.lowlevel.checkpoint()
+                await a.aclose()
+                await conn_a.lost.wait()
+                gate.set()
+            rejected = [r for r in caplog.records if "rejecting a connection" in r.message]
+            assert len(rejected) == 1, [r.message for r in caplog.records]
+            for peer in peers:
+                await peer.aclose()
+
+
+@pytest.mark.parametrize(
+    ("platform", "kind"), [("linux", "bug"), ("darwin", "harmless"), ("freebsd14", "harmless")]
+)
+def test_accept_einval_is_per_connection_off_linux(
+    monkeypatch: pytest.MonkeyPatch, platform: str, kind: str
+) -> None:
+    """Finding 12: anyio's TCP_NODELAY on an accepted socket the peer already
+    reset fails with EINVAL on macOS and the BSDs: skipped there, a bug on
+    Linux."""
+    monkeypatch.setattr(sys, "platform", platform)
+    assert accept_error_kind(OSError(errno.EINVAL, "Invalid argument")) == kind
