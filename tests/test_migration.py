@@ -347,8 +347,43 @@ async def test_awaiting_an_object_nobody_runs_fails_fast(log: logging.Logger) ->
     with anyio.fail_after(10), pytest.raises(RuntimeError, match=r"async with obj:.*obj\.run"):
         await server.start_task
     assert anyio.current_time() - start < 3
-    with pytest.raises(RuntimeError, match="not started"):
-        await server.connected_task
+
+
+async def test_awaiting_connected_task_before_start_warns_and_waits(
+    log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """connected_task / done_task awaited before a legitimate later start:
+    a warning naming the fix (once), and the wait goes on."""
+    server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
+    connected = anyio.Event()
+    closed = anyio.Event()
+
+    async def wait_for(task: anytcpip.OneShot, event: anyio.Event) -> None:
+        await task
+        event.set()
+
+    def warnings() -> list[logging.LogRecord]:
+        return [
+            r for r in caplog.records if r.levelno == logging.WARNING and "obj.run" in r.message
+        ]
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait_for, server.connected_task, connected)
+            tg.start_soon(wait_for, server.done_task, closed)
+            tg.start_soon(wait_for, server.connected_task, connected)
+            while len(warnings()) < 2:
+                await anyio.sleep(0.05)
+            await tg.start(server.run)
+            async with anytcpip.Client(host=server.host, port=server.port, log=log):
+                await connected.wait()
+            await server.close()
+            await closed.wait()
+    # One warning per OneShot (two waiters on connected_task, one on done_task).
+    messages = [r.message for r in warnings()]
+    assert len(messages) == 2, messages
+    assert any("connected_task" in m for m in messages)
+    assert any("done_task" in m for m in messages)
 
 
 async def test_start_soon_then_await_start_task_still_works(log: logging.Logger) -> None:

@@ -74,3 +74,17 @@ async def test_tls_gets_the_generic_stream(
                 assert conn._transport_w is None
             await client.write_str("ping")
             assert await server.read_str() == "ping"
+
+
+async def test_tls_accept_pauses_the_asyncio_transport(anyio_backend: Any) -> None:
+    """The pause before a TLS wrap (pause_before_tls) finds anyio's asyncio
+    transport: if anyio moved it, this fails (trio: nothing to pause)."""
+    from anytcpip._transport import pause_before_tls
+
+    async with await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4) as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, port) as stream:
+            paused = pause_before_tls(stream)
+            assert paused is (expected_plain(anyio_backend) is AsyncioConnection)
+            if paused:
+                assert not stream._transport.is_reading()  # type: ignore[attr-defined]

@@ -143,7 +143,10 @@ class BaseClientOrServer(Lifecycle):
 
     async def call_connect_callback(self) -> None:
         """Call the connect callback if :attr:`connected` changed since the last
-        call. Always safe to call; exceptions from the callback are logged."""
+        call. Always safe to call; exceptions from the callback are logged.
+
+        An override may raise: the exception is logged, the server keeps
+        serving, and if it raised on connect that client is closed."""
         connected = self.connected
         if connected == self._was_connected:
             return

@@ -118,6 +118,9 @@ class Connection(abc.ABC):
         # closed and every task of the connection has finished.
         self.lost = anyio.Event()
         self.done = anyio.Event()
+        # Set by the owner once the connection's tasks have ended and its last
+        # connect callback ran (the next client may be served then).
+        self.released = anyio.Event()
         # Receive side. ``readers`` counts reads inside read() (waiting for the
         # lock or for data); while it is not 0, fast paths must not jump the queue.
         self.readers = 0
@@ -148,10 +151,13 @@ class Connection(abc.ABC):
         self._half_open_deadline = float("inf")
         self._half_open_grace = 0.0
         self._half_open_waiter: anyio.Event | None = None
-        # Reads that returned something, and their number at the last write:
-        # if it changed, a message was read and not answered yet.
+        # Reads that returned something.
         self.reads = 0
-        self._reads_at_write = 0
+        # Tasks of this connection that may still answer the peer
+        # (start_connection_soon), and whether a read reached the
+        # end-of-stream with nothing left (see input_exhausted).
+        self.tasks_running = 0
+        self._input_done = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.peer} open={self.is_open}>"
@@ -263,12 +269,15 @@ class Connection(abc.ABC):
                     if self.error is not None:
                         raise self.not_connected()
                     if self.eof:
-                        # This end has seen all the peer sent: nothing more
-                        # to answer after this.
-                        self.end_half_open()
-                        if not waited and not self.buffer:
-                            raise self.not_connected()
-                        return at_eof(waited)
+                        try:
+                            if not waited and not self.buffer:
+                                raise self.not_connected()
+                            return at_eof(waited)
+                        finally:
+                            if not self.buffer:
+                                # All the peer sent has been read: nothing
+                                # more to answer after this.
+                                self.input_exhausted()
                     await self._wait_for_data()
                     waited = True
         finally:
@@ -350,12 +359,14 @@ class Connection(abc.ABC):
 
     async def linger_half_open(self, grace: float) -> None:
         """After the peer's end-of-stream, keep the connection writable until
-        nothing has been written for ``grace`` seconds, this end closes, a
-        write fails, or :meth:`end_half_open` is called (a read reached the
-        end-of-stream, or the next client came). Returns at once if no
-        request is waiting for an answer: no read returned a message since
-        our last write, and no read is in progress."""
-        if self.reads == self._reads_at_write and not self.readers:
+        nothing has been written for ``grace`` seconds (counted from the
+        end-of-stream, then from each write), this end closes, a write fails,
+        or :meth:`end_half_open` is called (a read reached the end-of-stream
+        with nothing left and no task of the connection still runs, or the
+        next client came). Returns at once if the peer cannot be waiting for
+        an answer: nothing was ever read on this connection, nothing is
+        buffered, no read is in progress and no task of the connection runs."""
+        if not (self.reads or self.buffer or self.readers or self.tasks_running):
             self.half_open_over = True
             return
         self._half_open_grace = grace
@@ -371,6 +382,20 @@ class Connection(abc.ABC):
         finally:
             self.half_open_over = True
             self._half_open_waiter = None
+
+    def input_exhausted(self) -> None:
+        """A read reached the peer's end-of-stream with nothing left unread:
+        end the half-open grace now, or, while tasks of the connection still
+        run (they may answer), when the last of them ends."""
+        self._input_done = True
+        if not self.tasks_running:
+            self.end_half_open()
+
+    def task_ended(self) -> None:
+        """A task of the connection ended (see :meth:`input_exhausted`)."""
+        self.tasks_running -= 1
+        if not self.tasks_running and self._input_done:
+            self.end_half_open()
 
     def end_half_open(self) -> None:
         """Stop allowing writes after the peer's end-of-stream (nothing more
@@ -420,7 +445,7 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     def queue(self, data: bytes) -> None:
         """Send or queue ``data`` (the caller checked ``is_open`` and
-        ``write_blocked``), note ``_reads_at_write``, spend the yield budget;
+        ``write_blocked``), spend the yield budget;
         raise ConnectionError if sending at once failed (nothing went out)."""
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ssl
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -152,6 +153,9 @@ def accept_error_kind(exc: BaseException) -> Literal["closed", "capacity", "harm
     one incoming connection (see :data:`HARMLESS_ACCEPT_ERRNOS`; also an
     accepted peer whose address is already gone), skip it. ``"bug"``:
     anything else (EBADF, EINVAL, a non-OS error); it must propagate.
+    Except on Linux, EINVAL is harmless: anyio sets ``TCP_NODELAY`` on the
+    accepted socket, which fails with EINVAL on macOS and the BSDs when the
+    peer has already reset the connection.
     """
     if isinstance(exc, anyio.ClosedResourceError):
         return "closed"
@@ -161,5 +165,7 @@ def accept_error_kind(exc: BaseException) -> Literal["closed", "capacity", "harm
     if code in CAPACITY_ERRNOS:
         return "capacity"
     if code in HARMLESS_ACCEPT_ERRNOS:
+        return "harmless"
+    if code == errno.EINVAL and not sys.platform.startswith("linux"):
         return "harmless"
     return "bug"

@@ -72,7 +72,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
         #: Done once connected (client) or listening (server).
         self.start_task = OneShot("start_task", self._is_started)
         #: Done once closed.
-        self.done_task = OneShot("done_task", self._is_started)
+        self.done_task = OneShot("done_task", self._is_started, self.log)
         self._started = False
         self._closing = False
         self._close_requested: anyio.Event | None = None
@@ -81,8 +81,6 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
         self._inner: anyio.abc.TaskGroup | None = None
         # The current connection and the task group of its tasks.
         self._conn_tasks: tuple[Connection, anyio.abc.TaskGroup] | None = None
-        # Per connection: set once its tasks ended and its last callback ran.
-        self._released_events: dict[Connection, anyio.Event] = {}
         self._open_scope: anyio.CancelScope | None = None
 
     @abc.abstractmethod
@@ -288,6 +286,10 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
         The replacement for ``asyncio.create_task`` in a connect callback
         (call it when ``self.connected`` is True), with no task to cancel in
         the disconnect callback. Errors are logged as for :meth:`start_soon`.
+        After a peer's half-close it may also be called while the connection
+        is still writable (within the grace, see the guide): the task may
+        answer, and the grace does not end before it has, at the latest
+        ``HALF_CLOSE_GRACE`` (0.1 s) after the last write.
 
         Raises
         ------
@@ -295,9 +297,34 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
             If not connected.
         """
         entry = self._conn_tasks
-        if entry is None or not entry[0].is_open:
+        # Also after a peer's half-close, while the connection is writable: the
+        # task may answer the peer's last request.
+        if entry is None or not entry[0].writable:
             raise ConnectionError("not connected: start_connection_soon needs a connection")
-        entry[1].start_soon(self._guarded, func, args, name or _name_of(func), name=name or None)
+        conn = entry[0]
+        conn.tasks_running += 1
+        entry[1].start_soon(
+            self._guarded_connection_task,
+            conn,
+            func,
+            args,
+            name or _name_of(func),
+            name=name or None,
+        )
+
+    async def _guarded_connection_task(
+        self,
+        conn: Connection,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        label: str,
+    ) -> None:
+        try:
+            await self._guarded(func, args, label)
+        finally:
+            # After the peer's end-of-stream, the connection stays writable
+            # (within the grace) until its last task ended.
+            conn.task_ended()
 
     async def _guarded(
         self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], label: str
@@ -311,16 +338,18 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
     def _closing_down_requested(self) -> bool:
         return self._close_requested is not None and self._close_requested.is_set()
 
-    def _released(self, conn: Connection) -> anyio.Event:
-        """Set once ``conn``'s tasks have ended and its last callback ran."""
-        event = self._released_events.get(conn)
-        if event is None:
-            event = self._released_events[conn] = anyio.Event()
-            if conn.done.is_set():
-                event.set()
-        return event
-
     # --------------------------------------------------- per-connection task
+
+    async def _call_connect_callback_guarded(self) -> bool:
+        """:meth:`call_connect_callback`, which a subclass may override: an
+        exception from the override is logged (the server keeps serving).
+        Returns False if it raised."""
+        try:
+            await self.call_connect_callback()
+        except Exception:
+            self.log.exception("call_connect_callback failed")
+            return False
+        return True
 
     def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
         """Hook: the connection is up and the callback has run."""
@@ -345,7 +374,10 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                 # tasks have ended and its last callback ran; what it was sent
                 # may still be draining in its own task.
                 previous.end_half_open()
-                await self._released(previous).wait()
+                await previous.released.wait()
+                # Nobody reads the previous client any more.
+                previous.buffer.clear()
+                previous = None
             if stream_to_wrap is not None:
                 wrapped = await self._wrap_until_closed(conn, stream_to_wrap)
                 if wrapped is None:
@@ -364,14 +396,16 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                 # ends before the next client is served.
                 async with anyio.create_task_group() as tasks:
                     self._conn_tasks = (conn, tasks)
-                    await self.call_connect_callback()
+                    if not await self._call_connect_callback_guarded():
+                        # An override failed on connect: drop this client.
+                        conn.close_here()
                     if conn.monitor and conn.is_open:
                         conn.start_receiving(tg)
                     self._on_connected(tasks)
                     task_status.started()
                     await conn.lost.wait()
                     self._on_disconnected()
-                    await self.call_connect_callback()
+                    await self._call_connect_callback_guarded()
                     if conn.writable:
                         # The peer half-closed: what we still write (the read
                         # loop answering its last requests) goes out.
@@ -379,7 +413,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                     # Let a reader woken by the close finish what it was doing.
                     await anyio.lowlevel.checkpoint()
                     tasks.cancel_scope.cancel()
-                self._released(conn).set()
+                conn.released.set()
                 deadline = anyio.current_time() + self.linger
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
                     await conn.wait_flushed()
@@ -396,17 +430,22 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                 self._conn_tasks = None
             if deadline == float("inf"):
                 deadline = anyio.current_time() + self.linger
-            await conn.finish_close(deadline)
+            if conn.is_open:
+                # Cancelled (the owner's task group, say) while serving: the
+                # connection is closed at this end now.
+                conn.close_here()
             if self._conn is conn and self._was_connected:
-                # Cancelled (the owner's task group, say) before the disconnect
-                # callback ran: run it now, shielded but bounded, so callbacks
-                # still alternate.
+                # Cancelled before the disconnect callback ran: run it now,
+                # shielded but bounded, so callbacks still alternate.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
                     self._on_disconnected()
-                    await self.call_connect_callback()
+                    await self._call_connect_callback_guarded()
                 self._was_connected = False
-            self._released(conn).set()
-            self._released_events.pop(conn, None)
+            # Released before the drain below, which a peer that never closes
+            # holds for up to linger: close_client() and the next client do
+            # not wait for it.
+            conn.released.set()
+            await conn.finish_close(deadline)
 
     async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         """Hook: wrap an accepted stream (TLS) before it is used."""

@@ -18,7 +18,7 @@ from ._constants import DEFAULT_ENCODING, DEFAULT_MONITOR_CONNECTION_INTERVAL, D
 from ._exceptions import accept_error_kind
 from ._oneshot import OneShot
 from ._options import ServerOptions, server_options
-from ._transport import configure_socket, open_connection
+from ._transport import configure_socket, open_connection, pause_before_tls
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -125,9 +125,12 @@ class OneClientServer(BaseClientOrServer):
         self._requested_port = port or 0
         self.port = 0
         self.bound_addresses: list[tuple[str, int]] = []
-        self.connected_task = OneShot("connected_task", self._is_started)
+        self.connected_task = OneShot("connected_task", self._is_started, self.log)
         self._listen_kwargs: dict[str, Any] = listen_kwargs
         self._listeners: list[anyio.abc.SocketListener] = []
+        # One decision at a time about a new client, whichever listener
+        # (IPv4, IPv6) accepted it: two cannot both replace the same one.
+        self._accept_lock = anyio.Lock()
         # The connection accepted most recently (it may still wait for the one
         # before it to finish closing); accept decisions look at it.
         self._latest: Connection | None = None
@@ -184,7 +187,8 @@ class OneClientServer(BaseClientOrServer):
                 self.log.error("accept failed: %s; retrying in %s s", exc, ACCEPT_RETRY_DELAY)
                 await anyio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            await self._new_client(stream)
+            async with self._accept_lock:
+                await self._new_client(stream)
 
     def _closing_down(self) -> bool:
         return self._close_requested is not None and self._close_requested.is_set()
@@ -216,6 +220,9 @@ class OneClientServer(BaseClientOrServer):
             return
         configure_socket(stream)
         tls = self._ssl_context is not None
+        if tls:
+            # What the peer sends before anybody reads stays in the kernel.
+            pause_before_tls(stream)
         conn = open_connection(
             None if tls else stream,
             limit=self.limit,
@@ -242,7 +249,7 @@ class OneClientServer(BaseClientOrServer):
         self.connected_task.set()
 
     def _on_disconnected(self) -> None:
-        self.connected_task = OneShot("connected_task", self._is_started)
+        self.connected_task = OneShot("connected_task", self._is_started, self.log)
 
     async def basic_close_client(self) -> None:
         """Close the connected client, if any, without touching
@@ -261,7 +268,7 @@ class OneClientServer(BaseClientOrServer):
         conn.close_here()
         if not self._inside():
             with anyio.CancelScope(shield=True):
-                await self._released(conn).wait()
+                await conn.released.wait()
 
     async def close_client(self) -> None:
         """Close the connected client, if any, clear :attr:`should_be_connected`,

@@ -12,7 +12,8 @@ import anyio
 __all__ = ("OneShot",)
 
 #: How long ``await`` waits on an object that nobody has started before it
-#: raises (seconds): long enough for ``tg.start_soon(obj.run)`` to get going.
+#: raises or warns (seconds): long enough for ``tg.start_soon(obj.run)`` to
+#: get going.
 NOT_STARTED_GRACE = 1.0
 
 _log = logging.getLogger(__name__)
@@ -31,14 +32,33 @@ class OneShot:
     :func:`asyncio.wait_for`. It can be created outside an event loop. Only
     the object that owns it sets it; :meth:`cancel` does nothing.
 
-    Awaiting one whose owner nobody has started (no ``async with obj:`` and
-    no ``obj.run`` in a task group) raises :exc:`RuntimeError` after about a
-    second instead of waiting forever.
+    Awaiting ``start_task`` of an object nobody has started (no
+    ``async with obj:`` and no ``obj.run`` in a task group) raises
+    :exc:`RuntimeError` after about a second instead of waiting forever.
+    Awaiting another (``connected_task``, ``done_task``) that early is
+    legitimate (the object may be started later), so after that second a
+    warning naming the fix is logged, once, and the wait goes on.
     """
 
-    __slots__ = ("_callbacks", "_done", "_event", "_exception", "_name", "_started")
+    __slots__ = (
+        "_callbacks",
+        "_done",
+        "_event",
+        "_exception",
+        "_name",
+        "_started",
+        "_warn_log",
+    )
 
-    def __init__(self, name: str = "", started: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "",
+        started: Callable[[], bool] | None = None,
+        warn_log: logging.Logger | None = None,
+    ) -> None:
+        # warn_log: if given, an await before the owner started warns there
+        # (once) instead of raising.
+        self._warn_log = warn_log
         self._name = name
         self._done = False
         self._exception: BaseException | None = None
@@ -87,9 +107,9 @@ class OneShot:
         Raises
         ------
         RuntimeError
-            If the owner is not running and was not started within about a
-            second: nothing would ever make it done. The message says how to
-            start it.
+            For ``start_task`` only: if the owner is not running and was not
+            started within about a second (nothing would ever make it done).
+            The message says how to start it.
         """
         if not self._done:
             if self._event is None:
@@ -99,13 +119,21 @@ class OneShot:
                 with anyio.move_on_after(NOT_STARTED_GRACE):
                     await self._event.wait()
                 if not self._done and not started():
-                    raise RuntimeError(
-                        f"{self._name or 'this OneShot'} will never be done: its object "
-                        "was not started. anytcpip objects do not start themselves; use "
+                    message = (
+                        f"{self._name or 'this OneShot'} will never be done unless its "
+                        "object is started. anytcpip objects do not start themselves; use "
                         "`async with obj:`, `await task_group.start(obj.run)`, or (asyncio, "
                         "e.g. in IsolatedAsyncioTestCase) "
                         "`await anytcpip.start_in_background(obj)`"
                     )
+                    log = self._warn_log
+                    if log is not None:
+                        # Warned once: later waits (and other waiters) go on quietly.
+                        self._warn_log = None
+                        self._started = None
+                        log.warning("still waiting: %s", message)
+                    elif self._started is not None:
+                        raise RuntimeError(message)
             await self._event.wait()
         if self._exception is not None:
             raise self._exception

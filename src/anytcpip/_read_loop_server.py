@@ -165,8 +165,10 @@ class OneClientReadLoopServer(OneClientServer):
         """Call :meth:`read_and_dispatch` in a loop while the client is
         connected (started for each client; cancelled when it goes).
 
-        If :meth:`read_and_dispatch` raises while the client is connected, log
-        the error and close the client with :meth:`close_client`. A subclass
+        If :meth:`read_and_dispatch` raises, log the error with its traceback
+        and close the client with :meth:`close_client`; a `ConnectionError`
+        or `EOFError` (`~anytcpip.IncompleteReadError`) once the client has
+        gone only ends the loop. A subclass
         may override this and call ``await super().read_loop()``.
         """
         conn = self._conn
@@ -176,10 +178,14 @@ class OneClientReadLoopServer(OneClientServer):
             while conn is not None and conn.writable:
                 await self.read_and_dispatch()
         except Exception as exc:
-            if conn is None or not conn.is_open:
+            # Only a connection error or an end-of-stream (IncompleteReadError
+            # is an EOFError) on a connection that is no longer open means the
+            # client went away; anything else is a bug in the handler, logged
+            # whatever the state of the connection.
+            if (conn is None or not conn.is_open) and isinstance(exc, ConnectionError | EOFError):
                 self.log.debug("read loop ended: the client went away (%r)", exc)
                 if conn is not None:
-                    conn.end_half_open()
+                    conn.input_exhausted()
                 return
             self.log.exception("read_and_dispatch failed; closing the client")
             await self.close_client()

@@ -34,7 +34,7 @@ from ._transport_asyncio import AsyncioConnection
 from ._transport_stream import StreamConnection
 from ._transport_trio import TrioConnection
 
-__all__ = ("configure_socket", "open_connection")
+__all__ = ("configure_socket", "open_connection", "pause_before_tls")
 
 _TRIO_MODULE = "anyio._backends._trio"
 _ASYNCIO_MODULE = "anyio._backends._asyncio"
@@ -76,6 +76,32 @@ def open_connection(
                 )
             log.warning("the trio fast path does not apply to %r (anyio changed?)", stream)
     return StreamConnection(limit=limit, monitor=monitor, log=log, stream=stream)
+
+
+def pause_before_tls(stream: anyio.abc.ByteStream) -> bool:
+    """Stop an anyio asyncio stream's transport reading before a TLS wrap.
+
+    anyio's asyncio transport reads from the moment it is connected, and
+    pauses only after a ``receive()`` that had to wait; a TLS handshake whose
+    receives all find their data queued leaves it reading, and an unread
+    flood then piles up in anyio's queue without bound. Paused here, it reads
+    only while a receive waits for data (anyio resumes it then), so what
+    nobody reads stays in the kernel. Returns False (and does nothing) for
+    another stream, or if anyio's internals moved (``tests/test_transport.py``
+    says so).
+    """
+    if type(stream).__module__ != _ASYNCIO_MODULE:
+        return False
+    transport: Any = getattr(stream, "_transport", None)
+    pause = getattr(transport, "pause_reading", None)
+    if pause is None:
+        return False
+    try:
+        if not transport.is_closing():
+            pause()
+    except (OSError, RuntimeError, AttributeError):
+        return False
+    return True
 
 
 def configure_socket(stream: Any) -> None:

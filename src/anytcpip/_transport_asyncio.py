@@ -218,7 +218,6 @@ class AsyncioConnection(Connection):
         pass
 
     def queue(self, data: bytes) -> None:
-        self._reads_at_write = self.reads
         transport = self._transport
         try:
             transport.write(data)

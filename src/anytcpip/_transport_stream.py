@@ -227,7 +227,6 @@ class StreamConnection(Connection):
         tg.start_soon(self.pump)
 
     def queue(self, data: bytes) -> None:
-        self._reads_at_write = self.reads
         transport = self._transport_w
         if (
             transport is not None

@@ -145,7 +145,6 @@ class TrioConnection(StreamConnection):
     # ------------------------------------------------------------------ send
 
     def queue(self, data: bytes) -> None:
-        self._reads_at_write = self.reads
         if not self._out.size and not self._sending:
             # Nothing queued or being sent: give it to the kernel now, and
             # queue only what it does not take.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import functools
 import inspect
 import logging
 import sys
@@ -380,10 +381,15 @@ def _backend_names(value: str | Sequence[str], cls_name: str) -> list[str]:
     return names
 
 
-def _on_backend(name: str, backend: str) -> Callable[[Any], None]:
+def _on_backend(name: str, backend: str, original: Any) -> Callable[[Any], None]:
     def test(self: Any) -> None:
         getattr(self, name)()  # pragma: no cover (never called: see _callTestMethod)
 
+    # Keep what unittest and pytest read from the method (expectedFailure,
+    # skip, marks), under the copy's own name.
+    functools.update_wrapper(test, original)
+    del test.__wrapped__  # type: ignore[attr-defined]
+    test.__qualname__ = f"{original.__qualname__}__{backend.replace('+', '_')}"
     test.__name__ = f"{name}__{backend.replace('+', '_')}"
     test.__doc__ = f"{name} on {backend}."
     test._anytcpip_run = (name, backend)  # type: ignore[attr-defined]
@@ -434,7 +440,7 @@ class BaseOneClientServerTestCase(_ServerTestSupport[ServerT], unittest.TestCase
             if hasattr(attr, "_anytcpip_run"):
                 continue
             for backend in names[1:]:
-                copy = _on_backend(name, backend)
+                copy = _on_backend(name, backend, attr)
                 if copy.__name__ not in vars(cls):
                     setattr(cls, copy.__name__, copy)
 

@@ -68,8 +68,10 @@ class MockDomeController(tcpip.OneClientReadLoopServer):
     async def do_home(self) -> None:
         if not self.homing:
             self.homing = True
-            # ts_tcpip: asyncio.create_task(self.home())
-            self.start_connection_soon(self.home)  # anytcpip: ends with the connection
+            # ts_tcpip: asyncio.create_task(self.home()). start_soon keeps that
+            # lifetime: homing goes on if the client disconnects, as on the
+            # real controller (start_connection_soon would cancel it).
+            self.start_soon(self.home)
 
     async def do_stop(self) -> None:
         self.homing = False
