@@ -28,6 +28,8 @@ from ._constants import LOCAL_HOST as LOCAL_HOST
 from ._constants import LOCALHOST_IPV4 as LOCALHOST_IPV4
 from ._constants import LOCALHOST_IPV6 as LOCALHOST_IPV6
 from ._constants import TERMINATOR as TERMINATOR
+from ._disconnect import DisconnectKind as DisconnectKind
+from ._disconnect import DisconnectReason as DisconnectReason
 from ._exceptions import IncompleteReadError as IncompleteReadError
 from ._exceptions import LimitOverrunError as LimitOverrunError
 from ._one_client_server import OneClientServer as OneClientServer
@@ -63,6 +65,8 @@ __all__ = (
     "BaseOneClientServerTestCase",
     "Client",
     "ConnectCallbackType",
+    "DisconnectKind",
+    "DisconnectReason",
     "IncompleteReadError",
     "LimitOverrunError",
     "OneClientReadLoopServer",

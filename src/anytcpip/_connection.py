@@ -51,6 +51,7 @@ import anyio
 import anyio.abc
 
 from ._buffer import ReceiveBuffer
+from ._disconnect import DisconnectKind, DisconnectReason, kind_of_error
 from ._exceptions import LimitOverrunError
 
 __all__ = (
@@ -111,6 +112,8 @@ class Connection(abc.ABC):
         self.eof = False
         self.error: BaseException | None = None
         self.closed_here = False
+        # Why it ended, as seen first (see disconnect_reason).
+        self._reason: DisconnectReason | None = None
         #: False once any of the three above is true (kept as a plain attribute
         #: because every read and write looks at it).
         self.is_open = True
@@ -198,6 +201,18 @@ class Connection(abc.ABC):
         end-of-stream (plain TCP can; TLS cannot)."""
         return True
 
+    def _ended(self, kind: DisconnectKind, exc: BaseException | None = None) -> None:
+        """Record why the connection ended, if this is the first cause."""
+        if self._reason is None:
+            self._reason = DisconnectReason(
+                kind, self.peer, exc, unread=len(self.buffer), unsent=self.out_len
+            )
+
+    @property
+    def disconnect_reason(self) -> DisconnectReason | None:
+        """Why the connection ended (None while it is open)."""
+        return self._reason
+
     def _became_unusable(self) -> None:
         self.is_open = False
         self.lost.set()
@@ -213,19 +228,25 @@ class Connection(abc.ABC):
     def set_eof(self) -> None:
         if not self.eof:
             self.eof = True
+            self._ended(DisconnectKind.PEER_CLOSED)
             self._became_unusable()
 
     def set_error(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
             self.log.debug("connection %s failed: %r", self.peer, exc)
+            self._ended(kind_of_error(exc), exc)
             self._out_blocked = False
             self._became_unusable()
 
-    def close_here(self) -> None:
+    def close_here(
+        self, kind: DisconnectKind = DisconnectKind.CLOSED_HERE, exc: BaseException | None = None
+    ) -> None:
         """Mark closed at this end: every read and later write fails at once;
-        what was already written is still sent."""
+        what was already written is still sent. ``kind`` and ``exc`` are the
+        disconnect reason, if the connection was still open."""
         if not self.closed_here:
+            self._ended(kind, exc)
             self.closed_here = True
             self.buffer.clear()
             self._became_unusable()

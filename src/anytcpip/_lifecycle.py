@@ -41,6 +41,7 @@ import anyio
 import anyio.abc
 
 from ._connection import HALF_CLOSE_GRACE, Connection
+from ._disconnect import DisconnectKind, DisconnectReason
 from ._oneshot import OneShot
 
 if sys.version_info >= (3, 11):
@@ -67,6 +68,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
     should_be_connected: bool
     _conn: Connection | None
     _was_connected: bool
+    _disconnect_reason: DisconnectReason | None
 
     def _init_lifecycle(self) -> None:
         #: Done once connected (client) or listening (server).
@@ -82,6 +84,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
         # The current connection and the task group of its tasks.
         self._conn_tasks: tuple[Connection, anyio.abc.TaskGroup] | None = None
         self._open_scope: anyio.CancelScope | None = None
+        self._disconnect_reason = None
 
     @abc.abstractmethod
     async def call_connect_callback(self) -> None:
@@ -357,6 +360,14 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
     def _on_disconnected(self) -> None:
         """Hook: the connection was lost or closed; the callback is next."""
 
+    def _record_disconnect(self, conn: Connection) -> None:
+        """Keep and log (one line) why ``conn`` ended, before its callback."""
+        reason = conn.disconnect_reason
+        if reason is None:  # pragma: no cover - every end records a reason
+            reason = DisconnectReason(DisconnectKind.CLOSED_HERE, conn.peer)
+        self._disconnect_reason = reason
+        self.log.info("disconnected from %s: %s", conn.peer or "?", reason)
+
     async def _serve_connection(
         self,
         conn: Connection,
@@ -404,6 +415,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                     self._on_connected(tasks)
                     task_status.started()
                     await conn.lost.wait()
+                    self._record_disconnect(conn)
                     self._on_disconnected()
                     await self._call_connect_callback_guarded()
                     if conn.writable:
@@ -438,6 +450,7 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
                 # Cancelled before the disconnect callback ran: run it now,
                 # shielded but bounded, so callbacks still alternate.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
+                    self._record_disconnect(conn)
                     self._on_disconnected()
                     await self._call_connect_callback_guarded()
                 self._was_connected = False

@@ -20,6 +20,7 @@ from ._constants import (
     DEFAULT_MONITOR_CONNECTION_INTERVAL,
     DEFAULT_TERMINATOR,
 )
+from ._disconnect import DisconnectKind
 from ._one_client_server import OneClientServer
 from ._options import ReadLoopServerOptions
 
@@ -188,6 +189,8 @@ class OneClientReadLoopServer(OneClientServer):
                     conn.input_exhausted()
                 return
             self.log.exception("read_and_dispatch failed; closing the client")
+            if conn is not None:
+                conn.close_here(DisconnectKind.FAILED, exc)
             await self.close_client()
 
     async def _monitor_heartbeats(self) -> None:
@@ -201,6 +204,9 @@ class OneClientReadLoopServer(OneClientServer):
         self.log.warning(
             "no heartbeat from the client for %s s; closing it", self.max_heartbeat_interval
         )
+        conn = self._conn
+        if conn is not None:
+            conn.close_here(DisconnectKind.HEARTBEAT_MISSED)
         await self.close_client()
 
     async def close_client(self, cancel_read_loop_task: bool = True) -> None:

@@ -33,6 +33,7 @@ import anyio
 import anyio.abc
 
 from ._connection import WRITE_CALL_COST, WRITE_HIGH_WATER, Connection
+from ._disconnect import DisconnectKind
 from ._exceptions import to_connection_error
 
 __all__ = ("AsyncioConnection",)
@@ -265,5 +266,6 @@ class AsyncioConnection(Connection):
                         await self._transport_closed.wait()
         finally:
             self.stream = None
+            self._ended(DisconnectKind.CLOSED_HERE)
             self._became_unusable()
             self.done.set()

@@ -32,6 +32,7 @@ from ._connection import (
     WRITE_HIGH_WATER,
     Connection,
 )
+from ._disconnect import DisconnectKind
 from ._exceptions import is_transport_error, to_connection_error
 
 __all__ = ("StreamConnection",)
@@ -312,6 +313,7 @@ class StreamConnection(Connection):
                 await anyio.aclose_forcefully(stream)
         finally:
             self.stream = None
+            self._ended(DisconnectKind.CLOSED_HERE)
             self._became_unusable()
             self.done.set()
 

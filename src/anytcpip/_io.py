@@ -1,0 +1,366 @@
+"""The read and write methods of every client and server (:class:`ReadWriteAPI`)."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from ._connection import Connection
+from ._exceptions import LimitOverrunError
+from ._framing import decode_json, not_bytes, not_structure
+
+__all__ = ("ReadWriteAPI",)
+
+
+class ReadWriteAPI:
+    """Every read and write method; a base of :class:`BaseClientOrServer`,
+    which sets the attributes below.
+    """
+
+    _conn: Connection | None
+    _encoding: str
+    _terminator: bytes
+
+    # ------------------------------------------------------------- reading
+
+    def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionError("not connected")
+        return conn
+
+    async def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes.
+
+        Parameters
+        ----------
+        n : int
+            The most bytes to return. If -1, wait until the peer closes the
+            connection and return everything it sent.
+
+        Returns
+        -------
+        data : bytes
+            At least one byte, or ``b""`` if the peer closed the connection while
+            this read was waiting.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        ValueError
+            If ``n`` is less than -1.
+        """
+        conn = self._connection()
+        if n == -1:
+            buffer = conn.buffer
+            return await conn.read(lambda: None, lambda waited: buffer.take_all())
+        if n < 0:
+            raise ValueError(f"n={n} must be -1 or >= 0")
+        if n == 0:
+            return b""
+        buffer = conn.buffer
+        if buffer and not conn.read_busy:
+            data = buffer.take_some(n)
+            conn.consumed()
+            return data
+        return await conn.read(lambda: buffer.take_some(n) or None, lambda waited: b"")
+
+    async def readexactly(self, n: int) -> bytes:
+        """Read exactly ``n`` bytes.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection first; ``partial`` holds what came.
+        ValueError
+            If ``n`` is negative.
+        """
+        if n < 0:
+            raise ValueError(f"n={n} must be >= 0")
+        conn = self._connection()
+        buffer = conn.buffer
+        if not conn.read_busy:
+            data = buffer.take_exactly(n)
+            if data is not None:
+                conn.consumed()
+                return data
+        return await conn.read(
+            lambda: buffer.take_exactly(n), lambda waited: buffer.raise_incomplete(n)
+        )
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        """Read one message ending in ``separator``; the result keeps it.
+
+        Parameters
+        ----------
+        separator : bytes
+            The separator. The default is ``b"\\n"`` (as in asyncio), not
+            :attr:`terminator`.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection before the separator arrives.
+        LimitOverrunError
+            If the message is longer than the read limit. It is discarded
+            through its separator, so the next read returns the next message.
+        ValueError
+            If ``separator`` is empty.
+        """
+        if not separator:
+            raise ValueError("separator must not be empty")
+        return await self._read_message(separator, True, raise_at_eof=True)
+
+    async def readline(self) -> bytes:
+        """Read one line ending in ``b"\\n"``; the result keeps it.
+
+        If the peer closes the connection first, return what came (possibly
+        ``b""``), as :meth:`asyncio.StreamReader.readline` does.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        LimitOverrunError
+            If the line is longer than the read limit (it is discarded).
+        """
+        return await self._read_message(b"\n", True, raise_at_eof=False)
+
+    async def _read_message(self, sep: bytes, keep: bool, *, raise_at_eof: bool) -> bytes:
+        conn = self._connection()
+        if not conn.read_busy:
+            try:
+                data = conn.buffer.take_until(sep, keep)
+            except LimitOverrunError:
+                conn.consumed()  # receiving goes on: a hangup is still seen
+                raise
+            if data is not None:
+                conn.consumed()
+                return data
+        return await self._wait_message(conn, sep, keep, raise_at_eof=raise_at_eof)
+
+    async def _wait_message(
+        self, conn: Connection, sep: bytes, keep: bool, *, raise_at_eof: bool
+    ) -> bytes:
+        """The rest of a separator-based read, once the buffer had no message."""
+        buffer = conn.buffer
+
+        def at_eof(waited: bool) -> bytes:
+            if raise_at_eof:
+                raise buffer.incomplete(None)
+            return buffer.take_all()
+
+        return await conn.read(lambda: buffer.take_until(sep, keep), at_eof)
+
+    async def read_into(self, struct: ctypes.Structure) -> None:
+        """Read binary data into a :class:`ctypes.Structure`, in place.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection before the whole structure came.
+        """
+        conn = self._connection()
+        buffer = conn.buffer
+        if not conn.read_busy and buffer.take_into(struct):
+            conn.consumed()
+            return
+        size = ctypes.sizeof(struct)
+        await conn.read(
+            lambda: buffer.take_into(struct) or None,
+            lambda waited: buffer.raise_incomplete(size),
+        )
+
+    async def read_str(self) -> str:
+        """Read one message ending in :attr:`terminator`, strip the terminator
+        and decode it with :attr:`encoding` (strict).
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection before the terminator arrives.
+        LimitOverrunError
+            If the message is longer than the read limit (it is discarded).
+        UnicodeDecodeError
+            If the message cannot be decoded; it is consumed, and the next read
+            returns the next message.
+        """
+        conn = self._connection()
+        terminator = self._terminator
+        if not conn.read_busy:
+            try:
+                data = conn.buffer.take_until(terminator, False)
+            except LimitOverrunError:
+                conn.consumed()  # receiving goes on: a hangup is still seen
+                raise
+            if data is not None:
+                conn.consumed()
+                return data.decode(self._encoding)
+        data = await self._wait_message(conn, terminator, False, raise_at_eof=True)
+        return data.decode(self._encoding)
+
+    async def read_json(self) -> Any:
+        """Read one message with :meth:`read_str` and decode it as JSON.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection fails.
+        IncompleteReadError
+            If the peer closes the connection before the terminator arrives.
+        LimitOverrunError
+            If the message is longer than the read limit (it is discarded).
+        json.JSONDecodeError
+            If the message is not JSON (its message includes the data); also
+            for nesting too deep to decode, or an integer with more digits
+            than Python converts. The connection is still usable.
+        UnicodeDecodeError
+            If the message cannot be decoded.
+        """
+        data = await self.read_str()
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            return decode_json(data)  # raises again, with the data in the message
+
+    # ------------------------------------------------------------- writing
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data``.
+
+        When this returns, ``data`` follows everything written before it and
+        precedes anything written after it. On a plain TCP connection, if
+        nothing written earlier is still waiting to be sent, ``data`` has been
+        handed to the kernel (what the kernel could not take yet is queued and
+        sent as soon as it can be, without waiting for anything else the
+        caller does); with TLS it is queued and goes out at the caller's next
+        ``await`` that lets other tasks run. :meth:`close` delivers it too.
+
+        A write waits first while 64 KiB or more are unsent (backpressure);
+        writers waiting so are served in the order they came. Without
+        backpressure, a write lets other tasks run first once every 64 writes
+        or 1 MiB on the connection (a checkpoint, where cancellation is
+        honoured too); other writes return without yielding. If it raises,
+        none of ``data`` was queued.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected (never connected, closed, or the peer's close or
+            a failure has been noticed, including by this write). After a
+            plain TCP peer's end-of-stream, writes still work for a short time
+            while one of its requests waits for an answer (see the guide,
+            "Answering a peer that half-closed").
+        TypeError
+            If ``data`` is not bytes, bytearray or memoryview.
+        """
+        if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise not_bytes(data)
+            data = bytes(data)
+        conn = self._conn
+        if conn is None or conn.write_blocked or not conn.is_open:
+            await self._admit(data)
+        elif data:
+            conn.queue(data)
+
+    async def _admit(self, data: bytes) -> None:
+        """Every write method's admission when its fast path (an open,
+        unblocked connection) does not apply: check, wait, then queue."""
+        conn = self._connection()
+        await conn.wait_writable()
+        if data:
+            conn.queue(data)
+
+    async def writelines(self, lines: Iterable[bytes]) -> None:
+        """Write an iterable of bytes, as one message (see :meth:`write`).
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        TypeError
+            If ``lines`` is not an iterable of bytes-like objects; nothing is
+            written.
+        """
+        await self.write(b"".join(lines))
+
+    async def write_from(self, *structs: ctypes.Structure) -> None:
+        """Write one or more :class:`ctypes.Structure`, as one message (see
+        :meth:`write`).
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        TypeError
+            If any of ``structs`` is not a :class:`ctypes.Structure`; nothing
+            is written.
+        """
+        if len(structs) == 1:
+            struct = structs[0]
+            if not isinstance(struct, ctypes.Structure):
+                raise not_structure(struct)
+            data = bytes(struct)
+        else:
+            for struct in structs:
+                if not isinstance(struct, ctypes.Structure):
+                    raise not_structure(struct)
+            data = b"".join([bytes(s) for s in structs])
+        conn = self._conn
+        if conn is None or conn.write_blocked or not conn.is_open:
+            await self._admit(data)
+        else:
+            conn.queue(data)
+
+    async def write_str(self, line: str) -> None:
+        """Encode ``line`` with :attr:`encoding` (strict), append
+        :attr:`terminator` and write it (see :meth:`write`).
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        TypeError
+            If ``line`` is not a str; nothing is written.
+        UnicodeEncodeError
+            If ``line`` cannot be encoded; nothing is written.
+        """
+        if type(line) is not str and not isinstance(line, str):
+            raise TypeError(f"line must be a str, not {type(line).__name__}")
+        data = line.encode(self._encoding) + self._terminator
+        conn = self._conn
+        if conn is None or conn.write_blocked or not conn.is_open:
+            await self._admit(data)
+        else:
+            conn.queue(data)
+
+    async def write_json(self, data: Any) -> None:
+        """Encode ``data`` as JSON and write it like :meth:`write_str`.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected.
+        TypeError
+            If ``data`` cannot be encoded as JSON; nothing is written.
+        UnicodeEncodeError
+            If the JSON text cannot be encoded; nothing is written.
+        """
+        data = json.dumps(data).encode(self._encoding) + self._terminator
+        conn = self._conn
+        if conn is None or conn.write_blocked or not conn.is_open:
+            await self._admit(data)
+        else:
+            conn.queue(data)
