@@ -9,7 +9,7 @@ The task tree of a running object (``async with obj:`` or
         └── supervisor (``__supervise``): its task group is ``_inner``
             ├── tasks of ``start_soon`` (they end with close())
             ├── a server's accept loop per listener (``_started_hook``)
-            └── per connection, ``_serve_connection``, whose task group holds
+            └── per connection, ``_serve_connection`` (``_serving``), whose group holds
                 ├── the transport's pump and flusher (``start_receiving``,
                 │   ``start_sending``; none on the asyncio fast path)
                 └── the connection's own group, ended before the next client
@@ -34,15 +34,15 @@ import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import anyio
 import anyio.abc
 
-from ._connection import HALF_CLOSE_GRACE, Connection
-from ._disconnect import DisconnectKind, DisconnectReason
+from ._connection import Connection
+from ._disconnect import DisconnectReason
 from ._oneshot import OneShot
+from ._serving import ConnectionServing, current_owner
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -51,12 +51,10 @@ else:  # pragma: no cover
 
 __all__ = ("Lifecycle",)
 
-#: The object whose background task is running (inherited by the tasks it
-#: starts); lets close() know it was called from one of the object's own tasks.
-_current_owner: ContextVar[object | None] = ContextVar("anytcpip_owner", default=None)
+_current_owner = current_owner
 
 
-class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
+class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
     """Starting, supervising and closing; the base of BaseClientOrServer.
 
     Uses (set by the subclass): ``log``, ``linger``, ``should_be_connected``,
@@ -340,161 +338,6 @@ class Lifecycle(anyio.AsyncContextManagerMixin, abc.ABC):
 
     def _closing_down_requested(self) -> bool:
         return self._close_requested is not None and self._close_requested.is_set()
-
-    # --------------------------------------------------- per-connection task
-
-    async def _call_connect_callback_guarded(self) -> bool:
-        """:meth:`call_connect_callback`, which a subclass may override: an
-        exception from the override is logged (the server keeps serving).
-        Returns False if it raised."""
-        try:
-            await self.call_connect_callback()
-        except Exception:
-            self.log.exception("call_connect_callback failed")
-            return False
-        return True
-
-    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
-        """Hook: the connection is up and the callback has run."""
-
-    def _on_disconnected(self) -> None:
-        """Hook: the connection was lost or closed; the callback is next."""
-
-    def _record_disconnect(self, conn: Connection) -> None:
-        """Keep and log (one line) why ``conn`` ended, before its callback."""
-        reason = conn.disconnect_reason
-        if reason is None:  # pragma: no cover - every end records a reason
-            reason = DisconnectReason(DisconnectKind.CLOSED_HERE, conn.peer)
-        self._disconnect_reason = reason
-        self.log.info("disconnected from %s: %s", conn.peer or "?", reason)
-
-    async def _serve_connection(
-        self,
-        conn: Connection,
-        stream_to_wrap: anyio.abc.ByteStream | None,
-        previous: Connection | None,
-        *,
-        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Run one connection from callback to callback, then close it."""
-        _current_owner.set(self)
-        deadline = float("inf")
-        try:
-            if previous is not None:
-                # A new client: the previous one, if half-closed, is done. Its
-                # tasks have ended and its last callback ran; what it was sent
-                # may still be draining in its own task.
-                previous.end_half_open()
-                await previous.released.wait()
-                # Nobody reads the previous client any more.
-                previous.buffer.clear()
-                previous = None
-            if stream_to_wrap is not None:
-                wrapped = await self._wrap_until_closed(conn, stream_to_wrap)
-                if wrapped is None:
-                    return
-                conn.attach(wrapped)
-            if conn.closed_here:
-                # Closed at this end (close(), close_client()) while it waited
-                # for the connection before it: never served.
-                return
-            async with anyio.create_task_group() as tg:
-                conn.start_sending(tg)
-                self._conn = conn
-                self.should_be_connected = True
-                # The connection's own tasks (read loop, heartbeats, and
-                # start_connection_soon) live in a group of their own, which
-                # ends before the next client is served.
-                async with anyio.create_task_group() as tasks:
-                    self._conn_tasks = (conn, tasks)
-                    if not await self._call_connect_callback_guarded():
-                        # An override failed on connect: drop this client.
-                        conn.close_here()
-                    if conn.monitor and conn.is_open:
-                        conn.start_receiving(tg)
-                    self._on_connected(tasks)
-                    task_status.started()
-                    await conn.lost.wait()
-                    self._record_disconnect(conn)
-                    self._on_disconnected()
-                    await self._call_connect_callback_guarded()
-                    if conn.writable:
-                        # The peer half-closed: what we still write (the read
-                        # loop answering its last requests) goes out.
-                        await conn.linger_half_open(HALF_CLOSE_GRACE)
-                    # Let a reader woken by the close finish what it was doing.
-                    await anyio.lowlevel.checkpoint()
-                    tasks.cancel_scope.cancel()
-                conn.released.set()
-                deadline = anyio.current_time() + self.linger
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
-                    await conn.wait_flushed()
-                tg.cancel_scope.cancel()
-        except Exception as exc:
-            # Only a failed TLS handshake gets here (anything else is a bug and
-            # propagates through the task group).
-            if not isinstance(exc, OSError | anyio.BrokenResourceError | anyio.EndOfStream):
-                raise
-            self.log.warning("could not set up the connection from %s: %r", conn.peer, exc)
-            conn.set_error(exc)
-        finally:
-            if self._conn_tasks is not None and self._conn_tasks[0] is conn:
-                self._conn_tasks = None
-            if deadline == float("inf"):
-                deadline = anyio.current_time() + self.linger
-            if conn.is_open:
-                # Cancelled (the owner's task group, say) while serving: the
-                # connection is closed at this end now.
-                conn.close_here()
-            if self._conn is conn and self._was_connected:
-                # Cancelled before the disconnect callback ran: run it now,
-                # shielded but bounded, so callbacks still alternate.
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
-                    self._record_disconnect(conn)
-                    self._on_disconnected()
-                    await self._call_connect_callback_guarded()
-                self._was_connected = False
-            # Released before the drain below, which a peer that never closes
-            # holds for up to linger: close_client() and the next client do
-            # not wait for it.
-            conn.released.set()
-            await conn.finish_close(deadline)
-
-    async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
-        """Hook: wrap an accepted stream (TLS) before it is used."""
-        return stream
-
-    async def _wrap_until_closed(
-        self, conn: Connection, stream: anyio.abc.ByteStream
-    ) -> anyio.abc.ByteStream | None:
-        """``_wrap_stream(stream)``, given up (None, ``stream`` closed) as soon
-        as ``conn`` is closed at this end, so that closing is not held up by
-        a handshake. A failed handshake raises, with ``stream`` closed."""
-        wrapped: anyio.abc.ByteStream | None = None
-        error: Exception | None = None
-        try:
-            async with anyio.create_task_group() as tg:
-
-                async def give_up_on_close() -> None:
-                    await conn.lost.wait()
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(give_up_on_close)
-                try:
-                    wrapped = await self._wrap_stream(stream)
-                except Exception as exc:
-                    # Raised below, outside the task group, as it is.
-                    error = exc
-                tg.cancel_scope.cancel()
-        except BaseException:
-            # Cancelled from outside: nothing takes the stream over.
-            await anyio.aclose_forcefully(wrapped if wrapped is not None else stream)
-            raise
-        if wrapped is None:
-            await anyio.aclose_forcefully(stream)
-        if error is not None:
-            raise error
-        return wrapped
 
 
 def _name_of(func: Callable[..., Any]) -> str:
