@@ -31,7 +31,7 @@ def _install(session: nox.Session, *groups: str, extras: str = "trio,uvloop") ->
 def tests(session: nox.Session) -> None:
     """Run the test suite on every backend."""
     _install(session, "test")
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "pytest", *(session.posargs or ["-n", "auto"]))
 
 
 def _anyio_floor() -> str:
@@ -48,6 +48,8 @@ def anyio_floor(session: nox.Session) -> None:
     _install(session, "test")
     session.install(f"anyio=={_anyio_floor()}")
     args = session.posargs or [
+        "-n",
+        "auto",
         "-m",
         "not soak and not slow",
         "-k",
