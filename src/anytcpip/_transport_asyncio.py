@@ -236,6 +236,14 @@ class AsyncioConnection(Connection):
             self.write_blocked = True
 
     @property
+    def out_len(self) -> int:
+        """Bytes the transport holds, not yet handed to the kernel."""
+        try:
+            return int(self._transport.get_write_buffer_size())
+        except (RuntimeError, AttributeError):  # pragma: no cover - closed (uvloop)
+            return 0
+
+    @property
     def flushed(self) -> bool:
         return self._transport.get_write_buffer_size() == 0
 
