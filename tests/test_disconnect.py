@@ -39,6 +39,11 @@ async def _close_here(obj: anytcpip.BaseClientOrServer) -> None:
         await obj.close()
 
 
+def _last(obj: anytcpip.BaseClientOrServer) -> DisconnectReason | None:
+    """``obj.disconnect_reason``, through a call (so mypy does not narrow it)."""
+    return obj.disconnect_reason
+
+
 def _raw_socket(obj: anytcpip.BaseClientOrServer) -> socket.socket:
     conn = obj._conn
     assert conn is not None
@@ -102,9 +107,9 @@ async def test_peer_closed_with_unread(log: logging.Logger, role: str) -> None:
             assert reason.kind is DisconnectKind.PEER_CLOSED
             assert reason.exception is None
             assert reason.unread == 3
-            assert reason.peer.startswith("('127.0.0.1'") or reason.peer.startswith("127.0.0.1")
+            assert "127.0.0.1" in reason.peer
             assert str(reason) == "peer closed; 3 bytes unread"
-            assert rp.obj.disconnect_reason is reason
+            assert _last(rp.obj) is reason
             # Not connected any more: at once, the same reason.
             assert await rp.obj.wait_disconnected() is reason
 
