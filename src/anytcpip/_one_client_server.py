@@ -276,7 +276,7 @@ class OneClientServer(BaseClientOrServer):
         elif policy != "replace":
             self.log.warning("rejecting a connection from %s: already serving a client", peer)
             return False
-        self.log.warning("a new client from %s replaces %s (%s)", peer, latest.peer, policy)
+        self.log.info("a new client from %s replaces %s (%s)", peer, latest.peer, policy)
         return True
 
     async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
