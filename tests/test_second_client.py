@@ -107,10 +107,12 @@ async def test_reject(log: logging.Logger, explicit: bool) -> None:
                 assert server.disconnect_reason is None
 
 
-async def test_replace(log: logging.Logger) -> None:
+@pytest.mark.parametrize("monitor", [True, False])
+async def test_replace(log: logging.Logger, monitor: bool) -> None:
     """The new client is served; the old one is closed with reason REPLACED,
     gets what was written to it, then its end-of-stream; its disconnect
-    callback came before the new client's connect callback."""
+    callback came before the new client's connect callback. With monitoring
+    on and off."""
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
     reasons: list[anytcpip.DisconnectReason | None] = []
 
@@ -120,7 +122,12 @@ async def test_replace(log: logging.Logger) -> None:
 
     with anyio.fail_after(NET_TIMEOUT):
         async with anytcpip.OneClientServer(
-            LOCALHOST, 0, log, connect_callback=callback, second_client="replace"
+            LOCALHOST,
+            0,
+            log,
+            connect_callback=callback,
+            second_client="replace",
+            monitor_connection_interval=0.1 if monitor else 0,
         ) as server:
             old = await _connect(server)
             async with old:
@@ -202,9 +209,13 @@ class _Echo(anytcpip.OneClientReadLoopServer):
         await self.write_str(line)
 
 
-async def test_replace_old_bytes_never_seen(log: logging.Logger) -> None:
+async def test_replace_old_bytes_never_seen(
+    log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
     """The old client keeps sending while the new one connects: nothing it
-    sent is read (nor echoed to the new client) after the switch."""
+    sent is read (nor echoed to the new client) after the switch, and the
+    old read loop ends quietly."""
+    caplog.set_level(logging.INFO, logger=log.name)
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
 
     async def callback(server: anytcpip.BaseClientOrServer) -> None:
@@ -253,6 +264,10 @@ async def test_replace_old_bytes_never_seen(log: logging.Logger) -> None:
             assert [line for n, line in server.lines if n == 2] == [f"new {j}" for j in range(20)]
             assert all(line.startswith("old ") for n, line in server.lines if n == 1)
             recorder.assert_alternating()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    disconnects = [r.getMessage() for r in caplog.records if "disconnected from" in r.getMessage()]
+    assert len(disconnects) == 2, disconnects
+    assert ": replaced by a new client" in disconnects[0], disconnects
 
 
 # ----------------------------------------------------- the rebooted client
