@@ -101,6 +101,11 @@ class OneClientServer(BaseClientOrServer):
     connected_task : OneShot
         Done once a client is connected; replaced by a fresh one when that
         client goes away.
+    second_client : str
+        The ``second_client`` option ("reject" unless given).
+    silent_time : float
+        The ``silent_time`` option (0.0 unless ``second_client`` is
+        "replace_if_silent").
     """
 
     def __init__(
@@ -131,11 +136,7 @@ class OneClientServer(BaseClientOrServer):
         )
         if port is not None and (not isinstance(port, int) or not 0 <= port < 65536):
             raise ValueError(f"port={port!r} must be an int in 0..65535, or None")
-        #: What a client that connects while another is served gets:
-        #: "reject", "replace" or "replace_if_silent".
         self.second_client: str = second_client
-        #: For "replace_if_silent": how long the served client must have sent
-        #: nothing for a new one to replace it (seconds; 0.0 otherwise).
         self.silent_time: float = silent_time
         self._ssl_context: ssl.SSLContext | None = ssl_context
         self._tls_standard_compatible = bool(tls_standard_compatible)
