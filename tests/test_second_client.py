@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -321,15 +322,41 @@ async def test_rebooted_client(log: logging.Logger, policy: str) -> None:
                         assert await peer_closed(rebooted)
                     assert recorder.history == [True]
                     return
-                rebooted = await _connect(server)
-                async with rebooted:
-                    await recorder.assert_next(False)
-                    await recorder.assert_next(True)
-                    reason = server.disconnect_reason
-                    assert reason is not None
-                    assert reason.kind is anytcpip.DisconnectKind.REPLACED
-                    await _assert_served(server, rebooted, b"rebooted")
+                async with anyio.create_task_group() as tg:
+                    # What the dead client will never take: dropped, and
+                    # the reason says how much.
+                    await _fill(server, tg)
+                    rebooted = await _connect(server)
+                    async with rebooted:
+                        await recorder.assert_next(False)
+                        await recorder.assert_next(True)
+                        reason = server.disconnect_reason
+                        assert reason is not None
+                        assert reason.kind is anytcpip.DisconnectKind.REPLACED
+                        assert reason.unsent > 0, reason
+                        assert str(reason) == (
+                            f"replaced by a new client; {reason.unsent} bytes unsent"
+                        )
+                        tg.cancel_scope.cancel()
+                        await _assert_served(server, rebooted, b"rebooted")
             recorder.assert_alternating()
+
+
+async def _fill(obj: anytcpip.BaseClientOrServer, tg: anyio.abc.TaskGroup) -> None:
+    """Write to ``obj``'s peer, in a task of ``tg``, until a write blocks."""
+    blocked = anyio.Event()
+
+    async def flood() -> None:
+        with contextlib.suppress(ConnectionError):
+            while True:
+                with anyio.move_on_after(0.5) as scope:
+                    await obj.write(b"z" * 65536)
+                if scope.cancelled_caught:
+                    blocked.set()
+                    await anyio.sleep_forever()
+
+    tg.start_soon(flood)
+    await blocked.wait()
 
 
 # ------------------------------------------------------- TLS, bursts
