@@ -44,6 +44,10 @@ def _last(obj: anytcpip.BaseClientOrServer) -> DisconnectReason | None:
     return obj.disconnect_reason
 
 
+def _should_be_connected(obj: anytcpip.BaseClientOrServer) -> bool:
+    return obj.should_be_connected
+
+
 def _raw_socket(obj: anytcpip.BaseClientOrServer) -> socket.socket:
     conn = obj._conn
     assert conn is not None
@@ -342,7 +346,11 @@ async def test_close_here_then_reset(log: logging.Logger, role: str) -> None:
         with anyio.fail_after(NET_TIMEOUT):
             async with open_raw(role, log) as rp, anyio.create_task_group() as tg:
                 tg.start_soon(_close_here, rp.obj)
-                await anyio.lowlevel.checkpoint()
+                # The close has begun (should_be_connected is cleared in the
+                # same step as the connection is marked closed here) and is
+                # still going on when the reset comes.
+                while _should_be_connected(rp.obj):
+                    await anyio.lowlevel.checkpoint()
                 await rst_close(rp.raw)
                 reason = await _reason(rp.obj)
                 assert reason.kind is DisconnectKind.CLOSED_HERE, reason
