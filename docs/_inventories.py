@@ -22,6 +22,7 @@ INVENTORIES: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         "https://docs.python.org/3/",
         {
             "abc.ABC": ("class", "library/abc.html#"),
+            "enum.Enum": ("class", "library/enum.html#"),
             "asyncio": ("module", "library/asyncio.html#module-asyncio"),
             "asyncio.Future": ("class", "library/asyncio-future.html#"),
             "asyncio.IncompleteReadError": ("exception", "library/asyncio-exceptions.html#"),

@@ -56,6 +56,7 @@ nitpick_ignore = [
     ("py:class", "anytcpip._streams._ReceiveExactly"),
     # BaseClientOrServer's private base (its members are documented with it).
     ("py:class", "anytcpip._lifecycle.Lifecycle"),
+    ("py:class", "anytcpip._io.ReadWriteAPI"),
     # The test classes' type variable (the server class under test).
     ("py:obj", "anytcpip.testing.ServerT"),
     ("py:class", "anytcpip.testing.ServerT"),

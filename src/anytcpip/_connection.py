@@ -157,6 +157,10 @@ class Connection(HalfOpen, abc.ABC):
         self._half_open_waiter: anyio.Event | None = None
         # Reads that returned something.
         self.reads = 0
+        #: When True, each received chunk stores anyio.current_time() in
+        #: last_received (off by default: it costs a clock read per chunk).
+        self.track_received = False
+        self.last_received = float("-inf")
         # Tasks of this connection that may still answer the peer
         # (start_connection_soon), and whether a read reached the
         # end-of-stream with nothing left (see input_exhausted).

@@ -13,7 +13,7 @@ __all__ = ("DisconnectKind", "DisconnectReason", "kind_of_error")
 class DisconnectKind(str, enum.Enum):
     """What ended a connection. The value is the phrase used in log messages."""
 
-    #: The peer closed its side (end-of-stream; TLS: close_notify).
+    #: The peer closed its side (an end-of-stream, or a TLS close_notify).
     PEER_CLOSED = "peer closed"
     #: The peer reset the connection (RST), or a write found it broken.
     RESET = "reset"
@@ -22,7 +22,7 @@ class DisconnectKind(str, enum.Enum):
     #: The peer sent no heartbeat in time (a read-loop server's heartbeat
     #: monitor, or a reconnecting client's heartbeat timeout).
     HEARTBEAT_MISSED = "heartbeat missed"
-    #: Closed at this end: ``close``, ``close_client``, ``basic_close*``.
+    #: Closed at this end (``close``, ``close_client``, ``basic_close*``).
     CLOSED_HERE = "closed here"
     #: A one-client server served a new client instead (``second_client``).
     REPLACED = "replaced by a new client"

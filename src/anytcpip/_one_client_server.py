@@ -15,6 +15,7 @@ from anyio.streams.tls import TLSStream
 from ._base import BaseClientOrServer, ConnectCallbackType
 from ._connection import PROBE_TIME, Connection
 from ._constants import DEFAULT_ENCODING, DEFAULT_MONITOR_CONNECTION_INTERVAL, DEFAULT_TERMINATOR
+from ._disconnect import DisconnectKind
 from ._exceptions import accept_error_kind
 from ._oneshot import OneShot
 from ._options import ServerOptions, server_options
@@ -38,7 +39,8 @@ class OneClientServer(BaseClientOrServer):
     """A TCP/IP server that serves one client at a time.
 
     A client that connects while another is connected is accepted and closed at
-    once (and logged); the connected client is not affected. When the client
+    once (and logged); the connected client is not affected (unless
+    ``second_client`` says otherwise, see below). When the client
     leaves, the next one is served, even one that connects before the server
     noticed the first one leave. Nothing from one client's connection is ever
     seen by the next.
@@ -68,7 +70,13 @@ class OneClientServer(BaseClientOrServer):
         :func:`anyio.create_tcp_listener`. ts_tcpip's
         :func:`asyncio.start_server` spellings are mapped: ``ssl`` to
         ``ssl_context``, ``reuse_address=True`` is what anyio always does
-        (``False`` is rejected). Nothing else is accepted.
+        (``False`` is rejected). ``second_client``: what a client that
+        connects while another is served gets: ``"reject"`` (the default, as
+        above), ``"replace"`` (the served client is closed at this end, its
+        :attr:`disconnect_reason` is ``REPLACED``, its disconnect callback runs,
+        then the new one is served), or ``"replace_if_silent"`` (replace only
+        if the served client sent nothing for ``silent_time`` seconds, else
+        reject). Nothing else is accepted.
 
     Raises
     ------
@@ -77,8 +85,10 @@ class OneClientServer(BaseClientOrServer):
         message names the likely intended one), an asyncio argument that
         anyio has no equivalent for, or an option of the wrong type.
     ValueError
-        For a bad ``port``, ``terminator`` or ``encoding``, or
-        ``reuse_address=False``.
+        For a bad ``port``, ``terminator`` or ``encoding``,
+        ``reuse_address=False``, a ``second_client`` that is not one of the
+        three choices, ``silent_time`` missing or not positive with
+        ``"replace_if_silent"``, or given with another policy.
 
     Attributes
     ----------
@@ -91,6 +101,11 @@ class OneClientServer(BaseClientOrServer):
     connected_task : OneShot
         Done once a client is connected; replaced by a fresh one when that
         client goes away.
+    second_client : str
+        The ``second_client`` option ("reject" unless given).
+    silent_time : float
+        The ``silent_time`` option (0.0 unless ``second_client`` is
+        "replace_if_silent").
     """
 
     def __init__(
@@ -108,6 +123,8 @@ class OneClientServer(BaseClientOrServer):
         own, listen_kwargs = server_options(type(self), dict(options))
         ssl_context = own.pop("ssl_context", None)
         tls_standard_compatible = own.pop("tls_standard_compatible", True)
+        second_client = own.pop("second_client")
+        silent_time = own.pop("silent_time")
         super().__init__(
             log=log,
             connect_callback=connect_callback,
@@ -119,6 +136,8 @@ class OneClientServer(BaseClientOrServer):
         )
         if port is not None and (not isinstance(port, int) or not 0 <= port < 65536):
             raise ValueError(f"port={port!r} must be an int in 0..65535, or None")
+        self.second_client: str = second_client
+        self.silent_time: float = silent_time
         self._ssl_context: ssl.SSLContext | None = ssl_context
         self._tls_standard_compatible = bool(tls_standard_compatible)
         self.host = host
@@ -212,9 +231,11 @@ class OneClientServer(BaseClientOrServer):
                 with anyio.move_on_after(PROBE_TIME):
                     await latest.lost.wait()
             if latest.is_open:
-                self.log.warning("rejecting a connection from %s: already serving a client", peer)
-                await anyio.aclose_forcefully(stream)
-                return
+                if not self._replaces(latest, peer):
+                    await anyio.aclose_forcefully(stream)
+                    return
+                # Served in its place, once its disconnect callback ran.
+                latest.close_here(DisconnectKind.REPLACED)
         if self._closing_down():
             await anyio.aclose_forcefully(stream)
             return
@@ -230,10 +251,34 @@ class OneClientServer(BaseClientOrServer):
             log=self.log,
         )
         conn.peer = str(peer)
+        if self.second_client == "replace_if_silent":
+            conn.track_received = True
+            conn.last_received = anyio.current_time()
         self._latest = conn
         self.log.info("client connected from %s", peer)
         assert self._inner is not None
         self._inner.start_soon(self._serve_connection, conn, stream if tls else None, latest)
+
+    def _replaces(self, latest: Connection, peer: object) -> bool:
+        """Whether a new client from ``peer`` replaces ``latest`` (still open),
+        as :attr:`second_client` says; logs the decision."""
+        policy = self.second_client
+        if policy == "replace_if_silent":
+            silence = anyio.current_time() - latest.last_received
+            if silence < self.silent_time:
+                self.log.warning(
+                    "rejecting a connection from %s: the client served sent data %.3g s ago "
+                    "(silent_time=%s)",
+                    peer,
+                    silence,
+                    self.silent_time,
+                )
+                return False
+        elif policy != "replace":
+            self.log.warning("rejecting a connection from %s: already serving a client", peer)
+            return False
+        self.log.info("a new client from %s replaces %s (%s)", peer, latest.peer, policy)
+        return True
 
     async def _wrap_stream(self, stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         assert self._ssl_context is not None

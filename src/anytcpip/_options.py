@@ -15,9 +15,18 @@ import logging
 import socket
 import ssl
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
-__all__ = ("ClientOptions", "ReadLoopServerOptions", "ServerOptions", "check_base_arguments")
+__all__ = (
+    "SECOND_CLIENT_POLICIES",
+    "ClientOptions",
+    "ReadLoopServerOptions",
+    "ServerOptions",
+    "check_base_arguments",
+)
+
+#: The choices of a one-client server's ``second_client`` option.
+SECOND_CLIENT_POLICIES = ("reject", "replace", "replace_if_silent")
 
 
 class _CommonOptions(TypedDict, total=False):
@@ -49,6 +58,8 @@ class ServerOptions(_CommonOptions, total=False):
     family: socket.AddressFamily | int
     backlog: int
     reuse_port: bool
+    second_client: Literal["reject", "replace", "replace_if_silent"]
+    silent_time: float
     # asyncio.start_server's spellings, as ts_tcpip users pass them.
     ssl: ssl.SSLContext | None
     reuse_address: bool | None
@@ -179,8 +190,9 @@ def server_options(cls: type, options: dict[str, Any]) -> tuple[dict[str, Any], 
     TypeError
         As for :func:`client_options`.
     ValueError
-        For ``reuse_address=False`` (anyio always sets SO_REUSEADDR) or both
-        ``ssl`` and ``ssl_context``.
+        For ``reuse_address=False`` (anyio always sets SO_REUSEADDR), both
+        ``ssl`` and ``ssl_context``, or a bad ``second_client`` /
+        ``silent_time`` (see :func:`_second_client`).
     """
     cls_name = cls.__name__
     allowed = ServerOptions.__annotations__
@@ -214,7 +226,30 @@ def server_options(cls: type, options: dict[str, Any]) -> tuple[dict[str, Any], 
     for name in ("ssl_context", "tls_standard_compatible"):
         if name in options:
             own[name] = options.pop(name)
+    own["second_client"], own["silent_time"] = _second_client(
+        cls_name, options.pop("second_client", "reject"), options.pop("silent_time", None)
+    )
     return own, options
+
+
+def _second_client(cls_name: str, policy: Any, silent_time: Any) -> tuple[str, float]:
+    """Check ``second_client`` and ``silent_time``; return them (silent_time
+    0.0 unless the policy is ``replace_if_silent``)."""
+    if policy not in SECOND_CLIENT_POLICIES:
+        choices = ", ".join(repr(choice) for choice in SECOND_CLIENT_POLICIES)
+        raise ValueError(f"{cls_name}(): second_client={policy!r} must be one of {choices}")
+    if policy != "replace_if_silent":
+        if silent_time is not None:
+            raise ValueError(
+                f"{cls_name}(): silent_time= applies only to second_client='replace_if_silent'"
+            )
+        return policy, 0.0
+    if silent_time is None:
+        raise ValueError(f"{cls_name}(): second_client='replace_if_silent' needs silent_time=")
+    _check_type(cls_name, "silent_time", silent_time, _NUMBER, "a number (seconds)")
+    if not silent_time > 0:
+        raise ValueError(f"{cls_name}(): silent_time={silent_time!r} must be > 0")
+    return policy, float(silent_time)
 
 
 def _is_async_callable(obj: Any) -> bool:

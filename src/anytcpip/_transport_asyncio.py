@@ -134,6 +134,10 @@ class AsyncioConnection(Connection):
             return  # closing at this end: what still comes is thrown away
         buffer = self.buffer
         buffer.feed(data)
+        if self.track_received:
+            # The loop's clock is anyio.current_time() on asyncio (no task
+            # runs here, so anyio cannot tell the backend).
+            self.last_received = self._loop.time()  # type: ignore[union-attr]
         self._wake_readers()
         # A waiting reader gets a look at this chunk before more is read; it
         # asks again if it needs more (so an over-long line in flight costs at
@@ -230,6 +234,14 @@ class AsyncioConnection(Connection):
         self._write_budget = budget
         if budget < 0:
             self.write_blocked = True
+
+    @property
+    def out_len(self) -> int:
+        """Bytes the transport holds, not yet handed to the kernel."""
+        try:
+            return int(self._transport.get_write_buffer_size())
+        except (RuntimeError, AttributeError):  # pragma: no cover - closed (uvloop)
+            return 0
 
     @property
     def flushed(self) -> bool:

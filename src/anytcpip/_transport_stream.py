@@ -152,6 +152,8 @@ class StreamConnection(Connection):
             if self.closed_here:
                 return  # closed while receiving: throw it away
             buffer.feed(chunk)
+            if self.track_received:
+                self.last_received = anyio.current_time()
             self._wake_readers()
             # A waiting reader gets a look at this chunk before more
             # is received (it asks again if it needs more).
@@ -176,6 +178,8 @@ class StreamConnection(Connection):
                     chunk = await stream.receive(RECEIVE_CHUNK)
                     if not self.closed_here:
                         self.buffer.feed(chunk)
+                        if self.track_received:
+                            self.last_received = anyio.current_time()
         finally:
             self._reader_scope = None
 

@@ -101,6 +101,8 @@ class TrioConnection(StreamConnection):
             if self.closed_here:
                 return True  # closed at this end: what still comes is thrown away
             self.buffer.feed(data)
+            if self.track_received:
+                self.last_received = anyio.current_time()
             self._wake_readers()
         else:
             self.set_eof()
