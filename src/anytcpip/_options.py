@@ -15,7 +15,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 __all__ = ("ClientOptions", "ReadLoopServerOptions", "ServerOptions", "check_base_arguments")
 
@@ -23,6 +23,9 @@ __all__ = ("ClientOptions", "ReadLoopServerOptions", "ServerOptions", "check_bas
 class _CommonOptions(TypedDict, total=False):
     limit: int
     linger: float
+    oversize: Literal["raise", "discard", "close"]
+    read_terminator: bytes | tuple[bytes, ...]
+    write_terminator: bytes
 
 
 class ClientOptions(_CommonOptions, total=False):
@@ -116,6 +119,10 @@ def _common(cls_name: str, options: dict[str, Any]) -> dict[str, Any]:
     if "linger" in options:
         _check_type(cls_name, "linger", options["linger"], _NUMBER, "a number")
         own["linger"] = options.pop("linger")
+    # Checked by BaseClientOrServer (and by its setters, the same way).
+    for name in ("oversize", "read_terminator", "write_terminator"):
+        if name in options:
+            own[name] = options.pop(name)
     return own
 
 
