@@ -71,7 +71,7 @@ class BaseClientOrServer(ReadWriteAPI, Lifecycle):
         The longest message (excluding its separator) that :meth:`readuntil`,
         :meth:`readline`, :meth:`read_str` and :meth:`read_json` accept;
         64 KiB by default.
-    oversize : {"raise", "discard", "close"}, optional
+    oversize : str, optional
         Keyword only: what a message longer than ``limit`` does to those
         reads. ``"raise"`` (the default): the read raises
         `LimitOverrunError`, the message is discarded. ``"discard"``: the
@@ -203,7 +203,7 @@ class BaseClientOrServer(ReadWriteAPI, Lifecycle):
 
     @property
     def oversize(self) -> str:
-        """What a message longer than :attr:`limit` does to a read:
+        """What a message longer than ``limit`` does to a read:
         ``"raise"``, ``"discard"`` or ``"close"`` (see the constructor;
         settable between messages).
 

@@ -33,8 +33,8 @@ class DiscardCount:
         self.count += 1
         if self.count == 1:
             log.warning(
-                "skipped a message from %s longer than the read limit (oversize='discard'): "
-                "%s; further ones on this connection are logged at debug level",
+                "skipped a message from %s over the read limit (oversize='discard'; later "
+                "ones on this connection are logged at debug level): %s",
                 conn.peer or "?",
                 exc,
             )
@@ -69,7 +69,7 @@ async def apply_oversize(
             except LimitOverrunError as again:
                 exc = again
     if policy == "close":
-        log.warning("closing the connection to %s: %s (oversize='close')", conn.peer or "?", exc)
+        log.warning("closing the connection to %s (oversize='close'): %s", conn.peer or "?", exc)
         conn.close_here(DisconnectKind.OVER_LIMIT)
         raise ConnectionError(f"closed the connection: {exc}") from exc
     raise exc
