@@ -13,6 +13,7 @@ import pytest
 import trustme
 
 import anytcpip
+import anytcpip.testing
 from anytcpip import _cli
 from helpers import NET_TIMEOUT, server_and_client
 
@@ -316,3 +317,15 @@ def test_cli_terminator_options() -> None:
         assert (args.read_terminator, args.write_terminator) == ((b"\r\n\x03", b"\n"), b"\r\n")
         with pytest.raises(SystemExit):
             parser.parse_args([*command, "--read-terminator", ""])
+
+
+async def test_check_read_write_methods_gives_both_terminators_back(log: logging.Logger) -> None:
+    kwargs: dict[str, Any] = {"read_terminator": CRLF_LF}
+    async with server_and_client(log, server_kwargs=kwargs, client_kwargs=kwargs) as (
+        server,
+        client,
+    ):
+        await anytcpip.testing.check_read_write_methods(server, client, timeout=NET_TIMEOUT)
+        for obj in (server, client):
+            assert obj.read_terminator == CRLF_LF
+            assert obj.write_terminator == b"\r\n"
