@@ -4,11 +4,13 @@ backend, client side and server side; and the command line's options."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 import trustme
 
@@ -329,3 +331,56 @@ async def test_check_read_write_methods_gives_both_terminators_back(log: logging
         for obj in (server, client):
             assert obj.read_terminator == CRLF_LF
             assert obj.write_terminator == b"\r\n"
+
+
+@pytest.mark.slow
+@pytest.mark.no_fd_check
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_cli_connect_uses_each_terminator() -> None:
+    """``anytcpip connect`` with a device's terminators: lines typed go out
+    with ``--write-terminator``; replies are split at the alternatives."""
+    from test_cli import run_cli  # the command line tests' process runner
+
+    received = bytearray()
+    got_command = anyio.Event()
+
+    async def device(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            while not received.endswith(b"\r"):
+                received.extend(await stream.receive())
+            got_command.set()
+            await stream.send(b"power=42\r\nshutter=closed\r\n\x03second!")
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    await stream.receive()
+
+    with anyio.fail_after(NET_TIMEOUT * 2):
+        listener = await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4, local_port=0)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, device)
+            async with run_cli(
+                "connect",
+                anytcpip.LOCALHOST_IPV4,
+                str(port),
+                "--read-terminator",
+                r"\r\n\x03",
+                "--read-terminator",
+                "!",
+                "--write-terminator",
+                r"\r",
+                "--wait",
+                "0.2",
+            ) as proc:
+                await proc.send(b"STATUS?\n")
+                await got_command.wait()
+                assert [await proc.out_line() for _ in range(3)] == [
+                    "power=42\r",
+                    "shutter=closed",
+                    "second",
+                ]
+                await proc.close_stdin()
+                status, _, err = await proc.finish()
+            tg.cancel_scope.cancel()
+    assert status == 0, err
+    assert bytes(received) == b"STATUS?\r"

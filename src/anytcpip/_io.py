@@ -251,17 +251,21 @@ class ReadWriteAPI:
         """
         conn = self._connection()
         terminator = self._read_terminator
-        if not conn.read_busy and type(terminator) is bytes:
-            try:
-                data = conn.buffer.take_until(terminator, False)
-            except LimitOverrunError as exc:
-                conn.consumed()  # receiving goes on: a hangup is still seen
-                data = await self._oversized(conn, exc, terminator, False, True)
-                return data.decode(self._encoding)
-            if data is not None:
-                conn.consumed()
-                return data.decode(self._encoding)
-        data = await self._read_message(terminator, False, raise_at_eof=True)
+        try:
+            # The fast path: one bytes terminator and a whole message buffered
+            # (alternatives go through the general read, which tries first).
+            if not conn.read_busy and type(terminator) is bytes:
+                try:
+                    data = conn.buffer.take_until(terminator, False)
+                except LimitOverrunError:
+                    conn.consumed()  # receiving goes on: a hangup is still seen
+                    raise
+                if data is not None:
+                    conn.consumed()
+                    return data.decode(self._encoding)
+            data = await self._wait_message(conn, terminator, False, raise_at_eof=True)
+        except LimitOverrunError as exc:
+            data = await self._oversized(conn, exc, terminator, False, True)
         return data.decode(self._encoding)
 
     async def read_json(self) -> Any:
