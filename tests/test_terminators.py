@@ -166,6 +166,12 @@ async def test_readuntil_takes_alternatives(log: logging.Logger, side: str) -> N
                 await obj.readuntil("\n")  # type: ignore[arg-type]
             await peer.write(b"\r\n")
             assert await obj.readuntil(CRLF_LF) == b"c\r\n"
+            # A bytes-like separator is still accepted.
+            await peer.write(b"d;e;")
+            assert await obj.readuntil(bytearray(b";")) == b"d;"
+            assert await obj.readuntil(memoryview(b";")) == b"e;"
+            with pytest.raises(ValueError, match="separator"):
+                await obj.readuntil(bytearray())
 
 
 @pytest.mark.parametrize("oversize", ["raise", "discard"])

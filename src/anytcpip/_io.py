@@ -99,12 +99,14 @@ class ReadWriteAPI:
             lambda: buffer.take_exactly(n), lambda waited: buffer.raise_incomplete(n)
         )
 
-    async def readuntil(self, separator: bytes | tuple[bytes, ...] = b"\n") -> bytes:
+    async def readuntil(
+        self, separator: bytes | bytearray | memoryview | tuple[bytes, ...] = b"\n"
+    ) -> bytes:
         """Read one message ending in ``separator``; the result keeps it.
 
         Parameters
         ----------
-        separator : bytes or tuple of bytes
+        separator : bytes-like or tuple of bytes
             The separator. The default is ``b"\\n"`` (as in asyncio), not
             :attr:`terminator`. A tuple gives alternatives, as for
             :attr:`read_terminator` (and as in asyncio 3.13): the result is
@@ -122,15 +124,20 @@ class ReadWriteAPI:
             With ``oversize="discard"`` the read returns the next message
             instead; with ``oversize="close"`` it raises `ConnectionError`.
         TypeError
-            If ``separator`` is neither bytes nor a tuple of bytes.
+            If ``separator`` is neither bytes-like nor a tuple of bytes.
         ValueError
             If ``separator`` (or an alternative) is empty.
         """
-        if type(separator) is not bytes:
-            separator = check_read_terminator(separator, "separator")
-        elif not separator:
+        sep: bytes | tuple[bytes, ...]
+        if type(separator) is bytes:
+            sep = separator
+        elif isinstance(separator, bytearray | memoryview):
+            sep = bytes(separator)
+        else:
+            sep = check_read_terminator(separator, "separator")
+        if not sep:
             raise ValueError("separator must not be empty")
-        return await self._read_message(separator, True, raise_at_eof=True)
+        return await self._read_message(sep, True, raise_at_eof=True)
 
     async def readline(self) -> bytes:
         """Read one line ending in ``b"\\n"``; the result keeps it.
