@@ -390,3 +390,28 @@ async def test_cli_connect_uses_each_terminator() -> None:
             tg.cancel_scope.cancel()
     assert status == 0, err
     assert bytes(received) == b"STATUS?\r"
+
+
+@pytest.mark.slow
+@pytest.mark.no_fd_check
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_cli_serve_uses_each_terminator() -> None:
+    """``anytcpip serve`` splits what a client sends at ``--read-terminator``
+    and echoes each message as it came."""
+    from test_cli import serving  # the command line tests' process runner
+
+    with anyio.fail_after(NET_TIMEOUT * 2):
+        async with serving("--echo", "--read-terminator", "!", "--write-terminator", r"\r") as (
+            server,
+            port,
+        ):
+            sent = b"one!two\r\n!"
+            received = b""
+            async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, port) as stream:
+                await stream.send(sent)
+                while len(received) < len(sent):
+                    received += await stream.receive()
+            status, out, err = await server.finish()
+    assert received == sent
+    assert status == 0, err
+    assert out == "one\ntwo\r\n\n"  # the second message is "two\r\n"
