@@ -17,7 +17,13 @@ from ._constants import (
     DEFAULT_TERMINATOR,
 )
 from ._disconnect import DisconnectReason
-from ._framing import check_encoding, check_terminator
+from ._framing import (
+    check_encoding,
+    check_oversize,
+    check_read_terminator,
+    check_terminator,
+    check_write_terminator,
+)
 from ._io import ReadWriteAPI
 from ._lifecycle import Lifecycle
 from ._options import check_base_arguments
@@ -52,11 +58,27 @@ class BaseClientOrServer(ReadWriteAPI, Lifecycle):
         Encoding used by :meth:`read_str`, :meth:`write_str`, :meth:`read_json`
         and :meth:`write_json`.
     terminator : bytes, optional
-        Terminator used by those four methods.
+        Terminator used by those four methods, both ways.
+    read_terminator : bytes or tuple of bytes, optional
+        Keyword only: the terminator :meth:`read_str` and :meth:`read_json`
+        look for, if it differs from ``terminator``. A tuple gives
+        alternatives: the one that ends first in the stream ends the message
+        (of two that end at the same place, the longer), and is stripped.
+    write_terminator : bytes, optional
+        Keyword only: the terminator :meth:`write_str`, :meth:`write_json` and
+        the client's heartbeats append, if it differs from ``terminator``.
     limit : int, optional
         The longest message (excluding its separator) that :meth:`readuntil`,
         :meth:`readline`, :meth:`read_str` and :meth:`read_json` accept;
         64 KiB by default.
+    oversize : str, optional
+        Keyword only: what a message longer than ``limit`` does to those
+        reads. ``"raise"`` (the default): the read raises
+        `LimitOverrunError`, the message is discarded. ``"discard"``: the
+        message is skipped and the read returns the next one (the first skip
+        on a connection is logged as a warning, later ones at debug level).
+        ``"close"``: the connection is closed at this end (disconnect reason
+        ``OVER_LIMIT``) and the read raises `ConnectionError`.
     linger : float, optional
         The longest time :meth:`close` spends letting the peer take what was
         written and finish its side of the connection (seconds).
@@ -68,9 +90,14 @@ class BaseClientOrServer(ReadWriteAPI, Lifecycle):
         subclass is *defined* that overrides a ts_tcpip method anytcpip would
         never call (``start``, ``monitor_received_heartbeats``, ...): the
         message says what to use instead.
+    TypeError
+        If ``read_terminator`` is neither bytes nor a tuple of bytes, or
+        ``write_terminator`` is not bytes.
     ValueError
-        If ``terminator`` is not non-empty bytes, ``encoding`` is unknown, or
-        ``limit`` or ``linger`` is out of range.
+        If ``terminator`` is not non-empty bytes, ``read_terminator`` or
+        ``write_terminator`` (or an alternative) is empty, ``encoding`` is
+        unknown, ``oversize`` is not one of the three choices, or ``limit`` or
+        ``linger`` is out of range.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -88,10 +115,20 @@ class BaseClientOrServer(ReadWriteAPI, Lifecycle):
         terminator: bytes = DEFAULT_TERMINATOR,
         limit: int = DEFAULT_LIMIT,
         linger: float = DEFAULT_LINGER,
+        oversize: str = "raise",
+        read_terminator: bytes | tuple[bytes, ...] | None = None,
+        write_terminator: bytes | None = None,
     ) -> None:
         check_base_arguments(connect_callback, log, monitor_connection_interval, limit, linger)
         self._encoding = check_encoding(encoding)
+        # _terminator is the write terminator; _read_terminator the read one.
         self._terminator = check_terminator(terminator)
+        self._read_terminator: bytes | tuple[bytes, ...] = self._terminator
+        if read_terminator is not None:
+            self._read_terminator = check_read_terminator(read_terminator)
+        if write_terminator is not None:
+            self._terminator = check_write_terminator(write_terminator)
+        self._oversize = check_oversize(oversize)
         self.name = name
         self.log = log.getChild(f"{type(self).__name__}({name})" if name else type(self).__name__)
         self.__connect_callback = connect_callback
@@ -118,12 +155,68 @@ class BaseClientOrServer(ReadWriteAPI, Lifecycle):
 
     @property
     def terminator(self) -> bytes:
-        """Terminator for the str and JSON methods (settable between messages)."""
+        """Terminator for the str and JSON methods (settable between messages).
+
+        Setting it sets :attr:`read_terminator` and :attr:`write_terminator`
+        both. Reading it gives :attr:`write_terminator` (what ``write_str``
+        and heartbeats append), also when the read terminator differs.
+        """
         return self._terminator
 
     @terminator.setter
     def terminator(self, terminator: bytes) -> None:
-        self._terminator = check_terminator(terminator)
+        self._terminator = self._read_terminator = check_terminator(terminator)
+
+    @property
+    def read_terminator(self) -> bytes | tuple[bytes, ...]:
+        """What ends a message for :meth:`read_str` and :meth:`read_json`:
+        bytes, or a tuple of alternatives (settable between messages; a tuple
+        of one is kept as its bytes).
+
+        Raises
+        ------
+        TypeError, ValueError
+            When set to something else than non-empty bytes or a non-empty
+            tuple of non-empty bytes.
+        """
+        return self._read_terminator
+
+    @read_terminator.setter
+    def read_terminator(self, terminator: bytes | tuple[bytes, ...]) -> None:
+        self._read_terminator = check_read_terminator(terminator)
+
+    @property
+    def write_terminator(self) -> bytes:
+        """What :meth:`write_str`, :meth:`write_json` and heartbeats append
+        (settable between messages).
+
+        Raises
+        ------
+        TypeError, ValueError
+            When set to something else than non-empty bytes.
+        """
+        return self._terminator
+
+    @write_terminator.setter
+    def write_terminator(self, terminator: bytes) -> None:
+        self._terminator = check_write_terminator(terminator)
+
+    @property
+    def oversize(self) -> str:
+        """What a message longer than ``limit`` does to a read:
+        ``"raise"``, ``"discard"`` or ``"close"`` (see the constructor;
+        settable between messages).
+
+        Raises
+        ------
+        ValueError
+            When set to anything else.
+        """
+        return self._oversize
+
+    @oversize.setter
+    def oversize(self, oversize: str) -> None:
+        self._oversize = check_oversize(oversize)
 
     @property
     def connected(self) -> bool:

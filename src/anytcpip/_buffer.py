@@ -16,11 +16,32 @@ from typing import NoReturn
 
 from ._exceptions import IncompleteReadError, LimitOverrunError
 
-__all__ = ("ReceiveBuffer", "SendBuffer")
+__all__ = ("ReceiveBuffer", "SendBuffer", "find_first_end")
 
 # Compact the bytearray once this many consumed bytes sit at its front and they
 # are more than half of it; below that, slicing from an offset is cheaper.
 _COMPACT_AT = 1 << 16
+
+
+def find_first_end(
+    data: bytes | bytearray, seps: tuple[bytes, ...], starts: tuple[int, ...] | int
+) -> tuple[int, int]:
+    """Where the first of ``seps`` to end in ``data`` starts and ends.
+
+    Each alternative is looked for from its own start (``starts[i]``, or
+    ``starts`` for all). Of the alternatives that occur, the one whose first
+    occurrence ends earliest wins; if several end at the same place, the
+    longest (it starts first). Returns ``(start, end)``, or ``(-1, -1)`` if
+    none occurs.
+    """
+    best_idx = best_end = -1
+    for i, sep in enumerate(seps):
+        idx = data.find(sep, starts if isinstance(starts, int) else starts[i])
+        if idx >= 0:
+            end = idx + len(sep)
+            if best_end < 0 or end < best_end or (end == best_end and idx < best_idx):
+                best_idx, best_end = idx, end
+    return best_idx, best_end
 
 
 class ReceiveBuffer:
@@ -53,12 +74,12 @@ class ReceiveBuffer:
         # Where the search for _scan_sep can resume (positions before it hold
         # no separator).
         self._scan = 0
-        self._scan_sep = b""
+        self._scan_sep: bytes | tuple[bytes, ...] = b""
         # Set while the rest of an over-long message is being thrown away.
         # Meanwhile ``_buf`` is empty (so no read sees any of that message)
         # and ``_discard_tail`` holds its last bytes, which may be the start
         # of the separator.
-        self._discard_sep: bytes | None = None
+        self._discard_sep: bytes | tuple[bytes, ...] | None = None
         self._discard_tail = b""
         self._discarded = 0
 
@@ -104,16 +125,20 @@ class ReceiveBuffer:
         tail = self._discard_tail
         if tail:
             data = tail + data
-        idx = data.find(sep)
-        if idx >= 0:
+        if isinstance(sep, bytes):
+            idx = data.find(sep)
             end = idx + len(sep)
+            keep = len(sep) - 1
+        else:
+            idx, end = find_first_end(data, sep, 0)
+            keep = max(map(len, sep)) - 1
+        if idx >= 0:
             self._discarded += end - len(tail)
             self._discard_sep = None
             self._discard_tail = b""
             self._buf += data[end:]
             return
         # Keep only what could be the start of the separator (not readable).
-        keep = len(sep) - 1
         self._discard_tail = bytes(data[-keep:]) if keep else b""
         self._discarded += len(data) - len(tail)
 
@@ -177,16 +202,7 @@ class ReceiveBuffer:
         if idx < 0:
             self._scan = len(buf)
             if len(buf) - pos - (len(sep) - 1) > limit:
-                # All of it is part of the over-long message: from now on,
-                # nothing is readable until its separator has gone by.
-                self._discard_sep = sep
-                self._discarded = 0
-                self._discard_tail = b""
-                with memoryview(buf) as view:
-                    rest = bytes(view[pos:])
-                buf.clear()
-                self._pos = self._scan = 0
-                self._discard(rest)
+                self._start_discarding(sep)
                 raise LimitOverrunError(
                     f"message longer than the limit of {limit} bytes; discarding it"
                     f" through its separator {sep!r}",
@@ -206,6 +222,71 @@ class ReceiveBuffer:
             data = bytes(view[pos : end if keep_sep else idx])
         self._pos = end
         return data
+
+    def take_until_any(self, seps: tuple[bytes, ...], keep_sep: bool = True) -> bytes | None:
+        """Remove and return one message ending in any of ``seps``.
+
+        The alternative that ends earliest in the stream ends the message; of
+        two that end at the same place (``b"\\r\\n"`` and ``b"\\n"``), the
+        longer. Which one that is never depends on how the bytes were split
+        into chunks. Without its separator, the result is the message with
+        whichever alternative matched removed.
+
+        Returns None if no whole message is buffered yet.
+
+        Raises
+        ------
+        LimitOverrunError
+            As for :meth:`take_until`: if the message, without its separator,
+            is longer than ``limit``; once no alternative could end it within
+            the limit, the rest of it is discarded as it arrives, through the
+            alternative that ends it.
+        """
+        buf = self._buf
+        pos = self._pos
+        if self._scan_sep is not seps:
+            self._scan_sep = seps
+            self._scan = pos
+        scan = self._scan
+        starts = tuple(max(pos, scan - len(sep) + 1) for sep in seps)
+        idx, end = find_first_end(buf, seps, starts)
+        limit = self.limit
+        if idx < 0:
+            self._scan = len(buf)
+            longest = max(map(len, seps))
+            if len(buf) - pos - (longest - 1) > limit:
+                self._start_discarding(seps)
+                raise LimitOverrunError(
+                    f"message longer than the limit of {limit} bytes; discarding it"
+                    f" through one of its separators {seps!r}",
+                    self._discarded,
+                )
+            return None
+        self._scan = end
+        if idx - pos > limit:
+            self._pos = end
+            raise LimitOverrunError(
+                f"message of {idx - pos} bytes is longer than the limit of {limit} bytes;"
+                " discarded",
+                end - pos,
+            )
+        with memoryview(buf) as view:
+            data = bytes(view[pos : end if keep_sep else idx])
+        self._pos = end
+        return data
+
+    def _start_discarding(self, sep: bytes | tuple[bytes, ...]) -> None:
+        """Everything buffered is part of an over-long message: from now on,
+        nothing is readable until its separator has gone by."""
+        buf = self._buf
+        self._discard_sep = sep
+        self._discarded = 0
+        self._discard_tail = b""
+        with memoryview(buf) as view:
+            rest = bytes(view[self._pos :])
+        buf.clear()
+        self._pos = self._scan = 0
+        self._discard(rest)
 
     def incomplete(self, expected: int | None) -> IncompleteReadError:
         """Consume everything buffered and return the error that reports it."""

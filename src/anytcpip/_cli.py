@@ -154,6 +154,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help=r"message terminator, with escapes such as \r\n, \n, \x00 (default: \r\n)",
     )
     parser.add_argument(
+        "--read-terminator",
+        type=_terminator_arg,
+        action="append",
+        metavar="TEXT",
+        help="terminator of received messages, if it differs from --terminator; "
+        "repeat it for alternatives (the one that ends first wins)",
+    )
+    parser.add_argument(
+        "--write-terminator",
+        type=_terminator_arg,
+        metavar="TEXT",
+        help="terminator of sent messages, if it differs from --terminator",
+    )
+    parser.add_argument(
         "--encoding",
         type=_encoding_arg,
         default=DEFAULT_ENCODING,
@@ -276,6 +290,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, subs
 
 
+def resolve_terminators(args: argparse.Namespace) -> None:
+    """Set ``args.read_terminator`` (bytes, or a tuple for a repeated
+    ``--read-terminator``) and ``args.write_terminator`` (bytes), each from
+    ``--terminator`` unless given."""
+    reads = args.read_terminator
+    if not reads:
+        args.read_terminator = args.terminator
+    else:
+        args.read_terminator = reads[0] if len(reads) == 1 else tuple(dict.fromkeys(reads))
+    args.write_terminator = args.write_terminator or args.terminator
+
+
 def _command_of(argv: Sequence[str]) -> str | None:
     for arg in argv:
         if not arg.startswith("-"):
@@ -327,6 +353,7 @@ def _main(argv: list[str]) -> int:
         status: int = bench_module.run_from_args(args)
         return status
     sub = subs[args.command]
+    resolve_terminators(args)
     if args.command == "serve":
         args.ssl_context = _server_tls(sub, args)
         return _run(sub, args, _serve)

@@ -71,7 +71,8 @@ class Client(BaseClientOrServer):
     heartbeat_send_sleep : float, optional
         Seconds between heartbeats.
     **options
-        Keyword only: ``limit`` and ``linger`` (see
+        Keyword only: ``limit``, ``linger``, ``oversize``,
+        ``read_terminator`` and ``write_terminator`` (see
         :class:`BaseClientOrServer`); ``tls``, ``ssl_context``,
         ``tls_hostname``, ``tls_standard_compatible``, ``local_host`` and
         ``happy_eyeballs_delay``, for :func:`anyio.connect_tcp`. ts_tcpip's

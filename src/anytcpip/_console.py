@@ -31,6 +31,7 @@ from ._cli_common import (
 )
 from ._client import Client
 from ._exceptions import IncompleteReadError, LimitOverrunError
+from ._framing import strip_terminator
 from ._one_client_server import OneClientServer
 
 _log = logging.getLogger("anytcpip.cli")
@@ -92,7 +93,7 @@ def _encode_line(line: bytes, args: argparse.Namespace) -> bytes | None:
     """A line read from stdin, re-encoded with ``--encoding`` and terminated."""
     text = line.rstrip(b"\r").decode(sys.stdin.encoding or "utf-8", errors="replace")
     try:
-        data: bytes = text.encode(args.encoding) + args.terminator
+        data: bytes = text.encode(args.encoding) + args.write_terminator
         return data
     except UnicodeEncodeError as exc:
         _status(f"warning: cannot encode {text!r} as {args.encoding} ({exc.reason}); not sent")
@@ -137,7 +138,7 @@ async def _print_incoming(
     Return None if the peer closed the connection, else why it failed.
     ``on_message`` is called after each message arrives.
     """
-    terminator = args.terminator
+    terminator = args.read_terminator
     while True:
         try:
             data = await obj.readuntil(terminator)
@@ -154,7 +155,7 @@ async def _print_incoming(
             return _reason(exc)
         if on_message is not None:
             on_message()
-        _show(data[: -len(terminator)], args)
+        _show(strip_terminator(data, terminator), args)
         if echo:
             try:
                 await obj.write(data)
@@ -239,6 +240,8 @@ async def _serve_until_done(
         connect_callback=on_change,
         encoding=args.encoding,
         terminator=args.terminator,
+        read_terminator=args.read_terminator,
+        write_terminator=args.write_terminator,
         ssl_context=args.ssl_context,
     )
     async with AsyncExitStack() as stack:
@@ -307,6 +310,8 @@ async def _connect(args: argparse.Namespace) -> int:
         log=_log,
         encoding=args.encoding,
         terminator=args.terminator,
+        read_terminator=args.read_terminator,
+        write_terminator=args.write_terminator,
         **kwargs,
     )
     async with AsyncExitStack() as stack:

@@ -19,12 +19,17 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = (
+    "OVERSIZE_POLICIES",
     "check_encoding",
+    "check_oversize",
+    "check_read_terminator",
     "check_terminator",
+    "check_write_terminator",
     "decode_json",
     "fill_struct",
     "not_bytes",
     "not_structure",
+    "strip_terminator",
     "structs_to_bytes",
 )
 
@@ -42,6 +47,86 @@ def check_terminator(terminator: Any) -> bytes:
     if not terminator:
         raise ValueError("terminator must not be empty")
     return terminator
+
+
+def check_read_terminator(
+    terminator: Any, name: str = "read_terminator"
+) -> bytes | tuple[bytes, ...]:
+    """Return a read terminator: non-empty bytes, or a tuple of alternatives.
+
+    A tuple of one is returned as its only item, and repeated alternatives
+    are dropped (the first of each is kept), so the common case stays bytes.
+
+    Raises
+    ------
+    TypeError
+        If it is neither bytes nor a tuple, or an alternative is not bytes.
+    ValueError
+        If it, or an alternative, is empty, or the tuple is empty.
+    """
+    if isinstance(terminator, bytes):
+        if not terminator:
+            raise ValueError(f"{name} must not be empty")
+        return terminator
+    if not isinstance(terminator, tuple):
+        raise TypeError(
+            f"{name}={terminator!r} must be bytes or a tuple of bytes, "
+            f"not {type(terminator).__name__}"
+        )
+    if not terminator:
+        raise ValueError(f"{name} must not be an empty tuple")
+    for item in terminator:
+        if not isinstance(item, bytes):
+            raise TypeError(f"{name}: every alternative must be bytes, not {item!r}")
+        if not item:
+            raise ValueError(f"{name}: an alternative must not be empty")
+    unique = tuple(dict.fromkeys(terminator))
+    return unique[0] if len(unique) == 1 else unique
+
+
+def check_write_terminator(terminator: Any) -> bytes:
+    """Return ``terminator`` if it is non-empty bytes.
+
+    Raises
+    ------
+    TypeError
+        If it is not bytes.
+    ValueError
+        If it is empty.
+    """
+    if not isinstance(terminator, bytes):
+        raise TypeError(f"write_terminator={terminator!r} must be bytes")
+    if not terminator:
+        raise ValueError("write_terminator must not be empty")
+    return terminator
+
+
+#: The choices of ``oversize``: what a message longer than the limit does.
+OVERSIZE_POLICIES = ("raise", "discard", "close")
+
+
+def check_oversize(oversize: Any) -> str:
+    """Return ``oversize`` if it is one of :data:`OVERSIZE_POLICIES`.
+
+    Raises
+    ------
+    ValueError
+        If it is not (the message names the choices).
+    """
+    if not isinstance(oversize, str) or oversize not in OVERSIZE_POLICIES:
+        raise ValueError(
+            f"oversize={oversize!r} must be one of {', '.join(map(repr, OVERSIZE_POLICIES))}"
+        )
+    return oversize
+
+
+def strip_terminator(data: bytes, terminator: bytes | tuple[bytes, ...]) -> bytes:
+    """``data`` (a message that ends with ``terminator``, or with one of its
+    alternatives) without it; with alternatives, the longest that ends it."""
+    if isinstance(terminator, bytes):
+        return data[: -len(terminator)] if data.endswith(terminator) else data
+    best = max((t for t in terminator if data.endswith(t)), key=len, default=b"")
+    return data[: -len(best)] if best else data
 
 
 def check_encoding(encoding: Any) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from ._connection import Connection
 from ._exceptions import LimitOverrunError
-from ._framing import decode_json, not_bytes, not_structure
+from ._framing import check_read_terminator, decode_json, not_bytes, not_structure
+from ._oversize import DiscardCount, apply_oversize
 
 __all__ = ("ReadWriteAPI",)
 
@@ -21,7 +23,11 @@ class ReadWriteAPI:
 
     _conn: Connection | None
     _encoding: str
-    _terminator: bytes
+    _terminator: bytes  # the write terminator
+    _read_terminator: bytes | tuple[bytes, ...]
+    _oversize: str
+    log: logging.Logger
+    _discards: DiscardCount | None = None
 
     # ------------------------------------------------------------- reading
 
@@ -93,14 +99,18 @@ class ReadWriteAPI:
             lambda: buffer.take_exactly(n), lambda waited: buffer.raise_incomplete(n)
         )
 
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+    async def readuntil(
+        self, separator: bytes | bytearray | memoryview | tuple[bytes, ...] = b"\n"
+    ) -> bytes:
         """Read one message ending in ``separator``; the result keeps it.
 
         Parameters
         ----------
-        separator : bytes
+        separator : bytes-like or tuple of bytes
             The separator. The default is ``b"\\n"`` (as in asyncio), not
-            :attr:`terminator`.
+            :attr:`terminator`. A tuple gives alternatives, as for
+            :attr:`read_terminator` (and as in asyncio 3.13): the result is
+            the shortest that ends with one of them.
 
         Raises
         ------
@@ -111,12 +121,23 @@ class ReadWriteAPI:
         LimitOverrunError
             If the message is longer than the read limit. It is discarded
             through its separator, so the next read returns the next message.
+            With ``oversize="discard"`` the read returns the next message
+            instead; with ``oversize="close"`` it raises `ConnectionError`.
+        TypeError
+            If ``separator`` is neither bytes-like nor a tuple of bytes.
         ValueError
-            If ``separator`` is empty.
+            If ``separator`` (or an alternative) is empty.
         """
-        if not separator:
+        sep: bytes | tuple[bytes, ...]
+        if type(separator) is bytes:
+            sep = separator
+        elif isinstance(separator, bytearray | memoryview):
+            sep = bytes(separator)
+        else:
+            sep = check_read_terminator(separator, "separator")
+        if not sep:
             raise ValueError("separator must not be empty")
-        return await self._read_message(separator, True, raise_at_eof=True)
+        return await self._read_message(sep, True, raise_at_eof=True)
 
     async def readline(self) -> bytes:
         """Read one line ending in ``b"\\n"``; the result keeps it.
@@ -129,25 +150,35 @@ class ReadWriteAPI:
         ConnectionError
             If not connected, or the connection fails.
         LimitOverrunError
-            If the line is longer than the read limit (it is discarded).
+            If the line is longer than the read limit (it is discarded; see
+            ``oversize`` for the other choices).
         """
         return await self._read_message(b"\n", True, raise_at_eof=False)
 
-    async def _read_message(self, sep: bytes, keep: bool, *, raise_at_eof: bool) -> bytes:
+    async def _read_message(
+        self, sep: bytes | tuple[bytes, ...], keep: bool, *, raise_at_eof: bool
+    ) -> bytes:
         conn = self._connection()
-        if not conn.read_busy:
-            try:
-                data = conn.buffer.take_until(sep, keep)
-            except LimitOverrunError:
-                conn.consumed()  # receiving goes on: a hangup is still seen
-                raise
-            if data is not None:
-                conn.consumed()
-                return data
-        return await self._wait_message(conn, sep, keep, raise_at_eof=raise_at_eof)
+        try:
+            if not conn.read_busy:
+                buffer = conn.buffer
+                try:
+                    if type(sep) is bytes:
+                        data = buffer.take_until(sep, keep)
+                    else:
+                        data = buffer.take_until_any(sep, keep)  # type: ignore[arg-type]
+                except LimitOverrunError:
+                    conn.consumed()  # receiving goes on: a hangup is still seen
+                    raise
+                if data is not None:
+                    conn.consumed()
+                    return data
+            return await self._wait_message(conn, sep, keep, raise_at_eof=raise_at_eof)
+        except LimitOverrunError as exc:
+            return await self._oversized(conn, exc, sep, keep, raise_at_eof)
 
     async def _wait_message(
-        self, conn: Connection, sep: bytes, keep: bool, *, raise_at_eof: bool
+        self, conn: Connection, sep: bytes | tuple[bytes, ...], keep: bool, *, raise_at_eof: bool
     ) -> bytes:
         """The rest of a separator-based read, once the buffer had no message."""
         buffer = conn.buffer
@@ -157,7 +188,31 @@ class ReadWriteAPI:
                 raise buffer.incomplete(None)
             return buffer.take_all()
 
-        return await conn.read(lambda: buffer.take_until(sep, keep), at_eof)
+        if type(sep) is bytes:
+            return await conn.read(lambda: buffer.take_until(sep, keep), at_eof)
+        seps: tuple[bytes, ...] = sep  # type: ignore[assignment]
+        return await conn.read(lambda: buffer.take_until_any(seps, keep), at_eof)
+
+    async def _oversized(
+        self,
+        conn: Connection,
+        exc: LimitOverrunError,
+        sep: bytes | tuple[bytes, ...],
+        keep: bool,
+        raise_at_eof: bool,
+    ) -> bytes:
+        """A separator-based read met a message over the limit (consumed):
+        apply :attr:`oversize`."""
+        if self._discards is None:
+            self._discards = DiscardCount()
+        return await apply_oversize(
+            self._oversize,
+            self.log,
+            self._discards,
+            conn,
+            exc,
+            lambda: self._wait_message(conn, sep, keep, raise_at_eof=raise_at_eof),
+        )
 
     async def read_into(self, struct: ctypes.Structure) -> None:
         """Read binary data into a :class:`ctypes.Structure`, in place.
@@ -181,33 +236,43 @@ class ReadWriteAPI:
         )
 
     async def read_str(self) -> str:
-        """Read one message ending in :attr:`terminator`, strip the terminator
-        and decode it with :attr:`encoding` (strict).
+        """Read one message ending in :attr:`read_terminator` (or one of its
+        alternatives), strip the terminator and decode it with
+        :attr:`encoding` (strict).
 
         Raises
         ------
         ConnectionError
-            If not connected, or the connection fails.
+            If not connected, or the connection fails; with
+            ``oversize="close"``, for a message longer than the read limit
+            (the connection is closed).
         IncompleteReadError
             If the peer closes the connection before the terminator arrives.
         LimitOverrunError
-            If the message is longer than the read limit (it is discarded).
+            If the message is longer than the read limit (it is discarded);
+            with ``oversize="discard"`` the read returns the next message
+            instead.
         UnicodeDecodeError
             If the message cannot be decoded; it is consumed, and the next read
             returns the next message.
         """
         conn = self._connection()
-        terminator = self._terminator
-        if not conn.read_busy:
-            try:
-                data = conn.buffer.take_until(terminator, False)
-            except LimitOverrunError:
-                conn.consumed()  # receiving goes on: a hangup is still seen
-                raise
-            if data is not None:
-                conn.consumed()
-                return data.decode(self._encoding)
-        data = await self._wait_message(conn, terminator, False, raise_at_eof=True)
+        terminator = self._read_terminator
+        try:
+            # The fast path: one bytes terminator and a whole message buffered
+            # (alternatives go through the general read, which tries first).
+            if not conn.read_busy and type(terminator) is bytes:
+                try:
+                    data = conn.buffer.take_until(terminator, False)
+                except LimitOverrunError:
+                    conn.consumed()  # receiving goes on: a hangup is still seen
+                    raise
+                if data is not None:
+                    conn.consumed()
+                    return data.decode(self._encoding)
+            data = await self._wait_message(conn, terminator, False, raise_at_eof=True)
+        except LimitOverrunError as exc:
+            data = await self._oversized(conn, exc, terminator, False, True)
         return data.decode(self._encoding)
 
     async def read_json(self) -> Any:
@@ -220,7 +285,8 @@ class ReadWriteAPI:
         IncompleteReadError
             If the peer closes the connection before the terminator arrives.
         LimitOverrunError
-            If the message is longer than the read limit (it is discarded).
+            If the message is longer than the read limit (see :meth:`read_str`
+            and ``oversize``).
         json.JSONDecodeError
             If the message is not JSON (its message includes the data); also
             for nesting too deep to decode, or an integer with more digits
@@ -326,7 +392,7 @@ class ReadWriteAPI:
 
     async def write_str(self, line: str) -> None:
         """Encode ``line`` with :attr:`encoding` (strict), append
-        :attr:`terminator` and write it (see :meth:`write`).
+        :attr:`write_terminator` and write it (see :meth:`write`).
 
         Raises
         ------

@@ -63,7 +63,8 @@ class OneClientServer(BaseClientOrServer):
     connect_callback, monitor_connection_interval, name, encoding, terminator
         See :class:`BaseClientOrServer`.
     **options
-        Keyword only: ``limit`` and ``linger`` (see
+        Keyword only: ``limit``, ``linger``, ``oversize``,
+        ``read_terminator`` and ``write_terminator`` (see
         :class:`BaseClientOrServer`); ``ssl_context`` (an
         :class:`ssl.SSLContext` for TLS) and ``tls_standard_compatible``;
         ``family``, ``backlog`` and ``reuse_port``, for

@@ -32,6 +32,9 @@ SECOND_CLIENT_POLICIES = ("reject", "replace", "replace_if_silent")
 class _CommonOptions(TypedDict, total=False):
     limit: int
     linger: float
+    oversize: Literal["raise", "discard", "close"]
+    read_terminator: bytes | tuple[bytes, ...]
+    write_terminator: bytes
 
 
 class ClientOptions(_CommonOptions, total=False):
@@ -127,6 +130,10 @@ def _common(cls_name: str, options: dict[str, Any]) -> dict[str, Any]:
     if "linger" in options:
         _check_type(cls_name, "linger", options["linger"], _NUMBER, "a number")
         own["linger"] = options.pop("linger")
+    # Checked by BaseClientOrServer (and by its setters, the same way).
+    for name in ("oversize", "read_terminator", "write_terminator"):
+        if name in options:
+            own[name] = options.pop(name)
     return own
 
 

@@ -70,6 +70,7 @@ class OneClientReadLoopServer(OneClientServer):
         See ``run_heartbeat_monitor_task`` (seconds).
     **options
         As for :class:`OneClientServer` (``limit``, ``linger``,
+        ``oversize``, ``read_terminator``, ``write_terminator``,
         ``ssl_context``, and the listener options), and
         ``monitor_connection_interval``.
 

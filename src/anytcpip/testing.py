@@ -587,9 +587,9 @@ async def check_read_write_methods(
     method (``read``, ``readexactly``, ``readline``, ``readuntil``,
     ``read_into``, ``read_str``, ``read_json``) of the other must return
     exactly; then the roles swap. The text messages go through several
-    encodings and terminators; both objects get their ``encoding`` and
-    ``terminator`` back afterwards. Run it on a custom transport or
-    subclass to check it behaves like the built-in ones.
+    encodings and terminators; both objects get their ``encoding``,
+    ``read_terminator`` and ``write_terminator`` back afterwards. Run it on a
+    custom transport or subclass to check it behaves like the built-in ones.
 
     Parameters
     ----------
@@ -652,7 +652,7 @@ async def _check_one_way(writer: BaseClientOrServer, reader: BaseClientOrServer)
         await reader.read_into(received)
         assert _fields(received) == _fields(sent), f"{where}: write_from / read_into"
 
-    saved = [(obj.encoding, obj.terminator) for obj in (writer, reader)]
+    saved = [(obj.encoding, obj.read_terminator, obj.write_terminator) for obj in (writer, reader)]
     try:
         for encoding in _CHECK_ENCODINGS:
             message = text if encoding != "latin-1" else "voilà été"
@@ -679,5 +679,9 @@ async def _check_one_way(writer: BaseClientOrServer, reader: BaseClientOrServer)
                 got_json = await reader.read_json()
                 assert got_json == document, f"{case}: write_json / read_json"
     finally:
-        for obj, (encoding, terminator) in zip((writer, reader), saved, strict=True):
-            obj.encoding, obj.terminator = encoding, terminator
+        for obj, (encoding, read_term, write_term) in zip((writer, reader), saved, strict=True):
+            obj.encoding, obj.read_terminator, obj.write_terminator = (
+                encoding,
+                read_term,
+                write_term,
+            )
