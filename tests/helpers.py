@@ -1,15 +1,17 @@
-"""Shared test helpers: raw peers, a 1-byte relay, an RST closer, callback
-recorders and a connected server/client pair."""
+"""Shared test helpers: the per-test deadline, raw peers, a 1-byte relay, an
+RST closer, callback recorders and a connected server/client pair."""
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import inspect
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -32,6 +34,56 @@ else:
 
 #: Generous bound for one network test (seconds); the machine is shared.
 NET_TIMEOUT = 20.0
+
+_P = ParamSpec("_P")
+
+
+def deadline(
+    seconds: float = NET_TIMEOUT,
+) -> Callable[[Callable[_P, Coroutine[Any, Any, None]]], Callable[_P, Coroutine[Any, Any, None]]]:
+    """Bound a whole ``async def`` test (``NET_TIMEOUT`` unless given).
+
+    Everything the test function awaits counts, the close of the servers and
+    clients it opens with ``async with`` included (its fixtures do not). When
+    the bound is passed the test is cancelled where it waits and fails with
+    a message naming it and the bound; the traceback of the cancellation,
+    which shows where it was waiting, is chained. A ``TimeoutError`` of the
+    test's own (a step bounded on purpose) goes through unchanged.
+
+    A decorator rather than a marker, because the same one works for pytest
+    functions and for the methods of the unittest-style ``*TestCase``
+    classes, which pytest's hooks never see being called.
+    """
+
+    def decorate(
+        test: Callable[_P, Coroutine[Any, Any, None]],
+    ) -> Callable[_P, Coroutine[Any, Any, None]]:
+        if not inspect.iscoroutinefunction(test):
+            raise TypeError(f"@deadline is for async def tests, not {test!r}")
+        name = f"{test.__module__}.{test.__qualname__}"
+
+        @functools.wraps(test)
+        async def bounded(*args: _P.args, **kwargs: _P.kwargs) -> None:
+            scope = anyio.CancelScope(deadline=anyio.current_time() + seconds)
+            stopped: BaseException | None = None
+            try:
+                with scope:
+                    try:
+                        await test(*args, **kwargs)
+                    except BaseException as exc:
+                        stopped = exc  # (the cancellation: where the test waited)
+                        raise
+            except BaseException as exc:
+                if not scope.cancel_called:
+                    raise
+                stopped = exc
+            if scope.cancel_called:
+                message = f"{name} did not finish within its deadline of {seconds:g} s"
+                raise pytest.fail.Exception(message) from stopped
+
+        return bounded
+
+    return decorate
 
 
 class ShortStruct(ctypes.Structure):
