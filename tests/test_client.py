@@ -17,7 +17,15 @@ import trustme
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder, check_read_write_methods
-from helpers import NET_TIMEOUT, check_not_connected, deadline, receive_until_eof, rst_close
+from helpers import (
+    NET_TIMEOUT,
+    ServerAndClient,
+    check_not_connected,
+    deadline,
+    make_server,
+    receive_until_eof,
+    rst_close,
+)
 
 
 @asynccontextmanager
@@ -45,20 +53,10 @@ async def raw_server() -> AsyncIterator[tuple[int, anyio.abc.ObjectReceiveStream
                 await anyio.aclose_forcefully(leftover)
 
 
-@asynccontextmanager
-async def server_with_callback(
-    log: logging.Logger, **kwargs: Any
-) -> AsyncIterator[anytcpip.OneClientServer]:
-    async with anytcpip.OneClientServer(
-        host=anytcpip.LOCALHOST_IPV4, port=0, log=log, **kwargs
-    ) as server:
-        yield server
-
-
 @deadline()
 async def test_initial_conditions(log: logging.Logger) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    async with server_with_callback(log) as server:
+    async with make_server(log) as server:
         assert server.port != 0
         client = anytcpip.Client(
             host=anytcpip.LOCALHOST_IPV4,
@@ -92,16 +90,13 @@ async def test_initial_conditions(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_basic_close(log: logging.Logger) -> None:
+async def test_basic_close(server_and_client: ServerAndClient) -> None:
+    # scoped: under tg.start(client.run), basic_close() clears
+    # should_be_connected (a difference between the doors, reported).
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    async with (
-        server_with_callback(log) as server,
-        anytcpip.Client(
-            host=anytcpip.LOCALHOST_IPV4,
-            port=server.port,
-            log=log,
-            connect_callback=callback,
-        ) as client,
+    async with server_and_client(client_kwargs={"connect_callback": callback}, scoped=True) as (
+        _,
+        client,
     ):
         await callback.assert_next(True)
         assert not client.done_task.done()
@@ -123,19 +118,14 @@ async def read_only_heartbeats(obj: anytcpip.BaseClientOrServer) -> None:
 
 @pytest.mark.parametrize("heartbeat", [False, True], ids=["plain", "heartbeat"])
 @deadline()
-async def test_close(heartbeat: bool, log: logging.Logger) -> None:
+async def test_close(heartbeat: bool, server_and_client: ServerAndClient) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    async with (
-        server_with_callback(log) as server,
-        anytcpip.Client(
-            host=anytcpip.LOCALHOST_IPV4,
-            port=server.port,
-            log=log,
-            connect_callback=callback,
-            run_heartbeat_send_task=heartbeat,
-            heartbeat_send_sleep=0.05,
-        ) as client,
-    ):
+    client_kwargs = {
+        "connect_callback": callback,
+        "run_heartbeat_send_task": heartbeat,
+        "heartbeat_send_sleep": 0.05,
+    }
+    async with server_and_client(client_kwargs=client_kwargs) as (server, client):
         await callback.assert_next(True)
         assert not client.done_task.done()
         if heartbeat:
@@ -158,18 +148,13 @@ async def test_close(heartbeat: bool, log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_heartbeats_every_interval(log: logging.Logger) -> None:
-    async with (
-        server_with_callback(log) as server,
-        anytcpip.Client(
-            host=anytcpip.LOCALHOST_IPV4,
-            port=server.port,
-            log=log,
-            run_heartbeat_send_task=True,
-            heartbeat_send_sleep=0.02,
-            terminator=b"\n",
-        ) as client,
-    ):
+async def test_heartbeats_every_interval(server_and_client: ServerAndClient) -> None:
+    client_kwargs = {
+        "run_heartbeat_send_task": True,
+        "heartbeat_send_sleep": 0.02,
+        "terminator": b"\n",
+    }
+    async with server_and_client(client_kwargs=client_kwargs) as (server, client):
         await server.connected_task
         # Heartbeats and user writes never interleave.
         for i in range(20):
@@ -183,18 +168,12 @@ async def test_heartbeats_every_interval(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_connect_callback_raises(log: logging.Logger) -> None:
+async def test_connect_callback_raises(server_and_client: ServerAndClient) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
     callback.raise_error = True
-    async with (
-        server_with_callback(log, connect_callback=callback) as server,
-        anytcpip.Client(
-            host=anytcpip.LOCALHOST_IPV4,
-            port=server.port,
-            log=log,
-            connect_callback=callback,
-        ) as client,
-    ):
+    async with server_and_client(
+        server_kwargs={"connect_callback": callback}, client_kwargs={"connect_callback": callback}
+    ) as (server, client):
         await server.connected_task
         assert client.connected
         assert server.connected
@@ -225,17 +204,9 @@ async def test_done_client_scoped_form(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_server_drops_connection(log: logging.Logger) -> None:
+async def test_server_drops_connection(server_and_client: ServerAndClient) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    async with (
-        server_with_callback(log) as server,
-        anytcpip.Client(
-            host=anytcpip.LOCALHOST_IPV4,
-            port=server.port,
-            log=log,
-            connect_callback=callback,
-        ) as client,
-    ):
+    async with server_and_client(client_kwargs={"connect_callback": callback}) as (server, client):
         await callback.assert_next(True)
         await server.close_client()
         await callback.assert_next(False)
@@ -380,7 +351,7 @@ async def test_connection_refused_owned(log: logging.Logger) -> None:
 
 @deadline()
 async def test_client_connects_only_once(log: logging.Logger) -> None:
-    async with server_with_callback(log) as server:
+    async with make_server(log) as server:
         client = anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log)
         async with client:
             pass
@@ -393,7 +364,7 @@ async def test_client_connects_only_once(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_tls_round_trip(log: logging.Logger) -> None:
+async def test_tls_round_trip(server_and_client: ServerAndClient) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
@@ -401,22 +372,10 @@ async def test_tls_round_trip(log: logging.Logger) -> None:
     ca.configure_trust(client_context)
     server_callback = ConnectRecorder(timeout=NET_TIMEOUT)
     client_callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    async with (
-        anytcpip.OneClientServer(
-            host=anytcpip.LOCALHOST_IPV4,
-            port=0,
-            log=log,
-            ssl_context=server_context,
-            connect_callback=server_callback,
-        ) as server,
-        anytcpip.Client(
-            host=anytcpip.LOCALHOST_IPV4,
-            port=server.port,
-            log=log,
-            ssl_context=client_context,
-            connect_callback=client_callback,
-        ) as client,
-    ):
+    async with server_and_client(
+        server_kwargs={"ssl_context": server_context, "connect_callback": server_callback},
+        client_kwargs={"ssl_context": client_context, "connect_callback": client_callback},
+    ) as (server, client):
         await server_callback.assert_next(True)
         await client.write_json({"secret": 42})
         assert await server.read_json() == {"secret": 42}
@@ -462,14 +421,10 @@ async def test_tls_client_rejects_untrusted_server(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_keepalive_and_nodelay_white_box(log: logging.Logger) -> None:
+async def test_keepalive_and_nodelay_white_box(server_and_client: ServerAndClient) -> None:
     """White-box: reads the internal stream (``obj._conn.stream``) to check the
     socket options every connection gets."""
-    async with (
-        server_with_callback(log) as server,
-        anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log) as client,
-    ):
-        await server.connected_task
+    async with server_and_client() as (server, client):
         for obj in (client, server):
             conn = obj._conn
             assert conn is not None
@@ -494,7 +449,7 @@ async def test_keepalive_and_nodelay_white_box(log: logging.Logger) -> None:
 
 @deadline()
 async def test_limit_and_linger_taken_by_the_client(log: logging.Logger) -> None:
-    async with server_with_callback(log) as server:
+    async with make_server(log) as server:
         client = anytcpip.Client(
             host=anytcpip.LOCALHOST_IPV4,
             port=server.port,

@@ -12,7 +12,7 @@ import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT, deadline, is_connected, make_server, server_and_client
+from helpers import NET_TIMEOUT, ServerAndClient, deadline, is_connected, make_server
 
 
 def make_client(port: int, log: logging.Logger, **kwargs: Any) -> anytcpip.Client:
@@ -139,9 +139,9 @@ async def test_done_task_awaited_by_another_task(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_close_is_idempotent_and_concurrent(log: logging.Logger) -> None:
+async def test_close_is_idempotent_and_concurrent(server_and_client: ServerAndClient) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    async with server_and_client(log, client_kwargs={"connect_callback": callback}) as (
+    async with server_and_client(scoped=True, client_kwargs={"connect_callback": callback}) as (
         server,
         client,
     ):
@@ -260,8 +260,8 @@ async def test_cancelling_the_owning_task_group(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_close_from_a_cancelled_scope(log: logging.Logger) -> None:
-    async with server_and_client(log) as (server, client):
+async def test_close_from_a_cancelled_scope(server_and_client: ServerAndClient) -> None:
+    async with server_and_client(scoped=True) as (server, client):
         with anyio.CancelScope() as scope:
             scope.cancel()
             await client.close()
@@ -272,9 +272,9 @@ async def test_close_from_a_cancelled_scope(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_close_wakes_blocked_reader_and_writer(log: logging.Logger) -> None:
+async def test_close_wakes_blocked_reader_and_writer(server_and_client: ServerAndClient) -> None:
     errors: list[BaseException] = []
-    async with server_and_client(log, client_kwargs={"linger": 0.2}) as (
+    async with server_and_client(scoped=True, client_kwargs={"linger": 0.2}) as (
         _,
         client,
     ):
@@ -349,11 +349,11 @@ async def test_connect_close_cycles_leak_nothing(log: logging.Logger) -> None:
 
 @deadline()
 async def test_callback_error_is_logged(
-    log: logging.Logger, caplog: pytest.LogCaptureFixture
+    server_and_client: ServerAndClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
     callback.raise_error = True
-    async with server_and_client(log, client_kwargs={"connect_callback": callback}) as (
+    async with server_and_client(scoped=True, client_kwargs={"connect_callback": callback}) as (
         server,
         client,
     ):
@@ -367,8 +367,8 @@ async def test_callback_error_is_logged(
 
 
 @deadline()
-async def test_close_here_discards_unread_data(log: logging.Logger) -> None:
-    async with server_and_client(log) as (server, client):
+async def test_close_here_discards_unread_data(server_and_client: ServerAndClient) -> None:
+    async with server_and_client(scoped=True) as (server, client):
         await server.write(b"ab\r\ncd\r\n")
         assert await client.readexactly(4) == b"ab\r\n"
         await client.close()

@@ -10,7 +10,7 @@ import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
-from helpers import deadline, server_and_client
+from helpers import ServerAndClient, deadline
 
 
 class EchoServer(anytcpip.OneClientReadLoopServer):
@@ -48,10 +48,11 @@ class JsonServer(anytcpip.OneClientReadLoopServer):
 
 
 @deadline(10)
-async def test_bad_messages_handled_by_subclass_keep_the_client(log: logging.Logger) -> None:
+async def test_bad_messages_handled_by_subclass_keep_the_client(
+    server_and_client: ServerAndClient,
+) -> None:
     recorder = ConnectRecorder()
     async with server_and_client(
-        log,
         server_class=JsonServer,
         server_kwargs={"connect_callback": recorder.callback, "limit": 1000},
     ) as (server, client):
@@ -110,19 +111,22 @@ class ClosingServer(anytcpip.OneClientReadLoopServer):
 
 @pytest.mark.parametrize("command", ["close_client", "close"])
 @deadline(10)
-async def test_close_from_inside_read_and_dispatch(log: logging.Logger, command: str) -> None:
+async def test_close_from_inside_read_and_dispatch(
+    server_and_client: ServerAndClient, command: str
+) -> None:
     recorder = ConnectRecorder()
-    async with ClosingServer(port=0, log=log, connect_callback=recorder.callback) as server:
-        async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-            await recorder.assert_next(True)
-            await client.write_str(command)
-            await recorder.assert_next(False)
-            if command == "close":
-                await server.done_task
-                assert server.done_task.done()
-            else:
-                assert not server.done_task.done()
-            assert not server.should_be_connected
+    async with server_and_client(
+        server_class=ClosingServer, server_kwargs={"connect_callback": recorder.callback}
+    ) as (server, client):
+        await recorder.assert_next(True)
+        await client.write_str(command)
+        await recorder.assert_next(False)
+        if command == "close":
+            await server.done_task
+            assert server.done_task.done()
+        else:
+            assert not server.done_task.done()
+        assert not server.should_be_connected
     assert recorder.history == [True, False]
 
 
@@ -145,30 +149,25 @@ async def test_user_exception_in_async_with_comes_out_unchanged(log: logging.Log
 
 
 @deadline(10)
-async def test_heartbeats_keep_the_client(log: logging.Logger) -> None:
+async def test_heartbeats_keep_the_client(server_and_client: ServerAndClient) -> None:
     recorder = ConnectRecorder()
-    async with anytcpip.TestOneClientReadLoopServer(
-        port=0,
-        log=log,
-        connect_callback=recorder.callback,
-        run_heartbeat_monitor_task=True,
-        max_heartbeat_interval=0.3,
-    ) as server:
-        async with anytcpip.Client(
-            host=server.host,
-            port=server.port,
-            log=log,
-            run_heartbeat_send_task=True,
-            heartbeat_send_sleep=0.05,
-        ) as client:
-            await recorder.assert_next(True)
-            # Several times the allowed silence, with heartbeats flowing.
-            for i in range(10):
-                await client.write_str(f"data {i}")
-                assert await server.get_next_data() == f"data {i}"
-                await anyio.sleep(0.1)
-            assert server.connected
-            assert recorder.pending == 0
+    async with server_and_client(
+        server_class=anytcpip.TestOneClientReadLoopServer,
+        server_kwargs={
+            "connect_callback": recorder.callback,
+            "run_heartbeat_monitor_task": True,
+            "max_heartbeat_interval": 0.3,
+        },
+        client_kwargs={"run_heartbeat_send_task": True, "heartbeat_send_sleep": 0.05},
+    ) as (server, client):
+        await recorder.assert_next(True)
+        # Several times the allowed silence, with heartbeats flowing.
+        for i in range(10):
+            await client.write_str(f"data {i}")
+            assert await server.get_next_data() == f"data {i}"
+            await anyio.sleep(0.1)
+        assert server.connected
+        assert recorder.pending == 0
 
 
 @pytest.mark.parametrize("send_some", [False, True], ids=["never", "then_silence"])
@@ -236,73 +235,63 @@ async def test_heartbeat_count_starts_fresh_for_each_client(log: logging.Logger)
 
 
 @deadline(10)
-async def test_heartbeat_with_monitoring_off_drops_the_client(log: logging.Logger) -> None:
+async def test_heartbeat_with_monitoring_off_drops_the_client(
+    server_and_client: ServerAndClient,
+) -> None:
     recorder = ConnectRecorder()
-    async with anytcpip.TestOneClientReadLoopServer(
-        port=0, log=log, connect_callback=recorder.callback
-    ) as server:
-        async with anytcpip.Client(
-            host=server.host,
-            port=server.port,
-            log=log,
-            run_heartbeat_send_task=True,
-            heartbeat_send_sleep=0.05,
-        ):
-            await recorder.assert_next(True)
-            await recorder.assert_next(False)
-            assert not server.should_be_connected
-        assert recorder.history == [True, False]
+    async with server_and_client(
+        server_class=anytcpip.TestOneClientReadLoopServer,
+        server_kwargs={"connect_callback": recorder.callback},
+        client_kwargs={"run_heartbeat_send_task": True, "heartbeat_send_sleep": 0.05},
+    ) as (server, _):
+        await recorder.assert_next(True)
+        await recorder.assert_next(False)
+        assert not server.should_be_connected
+    assert recorder.history == [True, False]
 
 
 @deadline(10)
-async def test_fail_next_read(log: logging.Logger) -> None:
+async def test_fail_next_read(server_and_client: ServerAndClient) -> None:
     recorder = ConnectRecorder()
-    async with anytcpip.TestOneClientReadLoopServer(
-        port=0, log=log, connect_callback=recorder.callback
-    ) as server:
-        async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-            await recorder.assert_next(True)
-            await client.write_str("one")
-            assert await server.get_next_data() == "one"
-            server.fail_next_read = True
-            await client.write_str("two")  # the read that fails drops the client
-            await recorder.assert_next(False)
-            assert not server.fail_next_read
+    async with server_and_client(
+        server_class=anytcpip.TestOneClientReadLoopServer,
+        server_kwargs={"connect_callback": recorder.callback},
+    ) as (server, client):
+        await recorder.assert_next(True)
+        await client.write_str("one")
+        assert await server.get_next_data() == "one"
+        server.fail_next_read = True
+        await client.write_str("two")  # the read that fails drops the client
+        await recorder.assert_next(False)
+        assert not server.fail_next_read
 
 
 @deadline(20)
-async def test_heartbeats_never_split_user_messages(log: logging.Logger) -> None:
+async def test_heartbeats_never_split_user_messages(server_and_client: ServerAndClient) -> None:
     """10 tasks write while heartbeats go out every 5 ms: every line the server
     reads is a heartbeat or an intact message."""
     n_tasks, n_messages = 10, 200
-    async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server:
-        async with anytcpip.Client(
-            host=server.host,
-            port=server.port,
-            log=log,
-            run_heartbeat_send_task=True,
-            heartbeat_send_sleep=0.005,
-        ) as client:
-            await server.connected_task
+    client_kwargs = {"run_heartbeat_send_task": True, "heartbeat_send_sleep": 0.005}
+    async with server_and_client(client_kwargs=client_kwargs) as (server, client):
 
-            async def writer(task: int) -> None:
-                for i in range(n_messages):
-                    await client.write_json({"task": task, "i": i, "pad": "x" * (i % 50)})
-                    if i % 20 == 0:
-                        await anyio.sleep(0)
+        async def writer(task: int) -> None:
+            for i in range(n_messages):
+                await client.write_json({"task": task, "i": i, "pad": "x" * (i % 50)})
+                if i % 20 == 0:
+                    await anyio.sleep(0)
 
-            async with anyio.create_task_group() as tg:
-                for task in range(n_tasks):
-                    tg.start_soon(writer, task)
-            seen: dict[int, list[int]] = {t: [] for t in range(n_tasks)}
-            heartbeats = 0
-            while sum(len(v) for v in seen.values()) < n_tasks * n_messages:
-                line = await server.read_str()
-                if line == anytcpip.HEARTBEAT.decode():
-                    heartbeats += 1
-                    continue
-                message = json.loads(line)
-                assert message["pad"] == "x" * (message["i"] % 50)
-                seen[message["task"]].append(message["i"])
-            assert all(v == list(range(n_messages)) for v in seen.values())
-            assert heartbeats >= 1
+        async with anyio.create_task_group() as tg:
+            for task in range(n_tasks):
+                tg.start_soon(writer, task)
+        seen: dict[int, list[int]] = {t: [] for t in range(n_tasks)}
+        heartbeats = 0
+        while sum(len(v) for v in seen.values()) < n_tasks * n_messages:
+            line = await server.read_str()
+            if line == anytcpip.HEARTBEAT.decode():
+                heartbeats += 1
+                continue
+            message = json.loads(line)
+            assert message["pad"] == "x" * (message["i"] % 50)
+            seen[message["task"]].append(message["i"])
+        assert all(v == list(range(n_messages)) for v in seen.values())
+        assert heartbeats >= 1

@@ -16,12 +16,12 @@ import anytcpip
 from anytcpip.testing import ConnectRecorder, check_read_write_methods
 from helpers import (
     NET_TIMEOUT,
+    ServerAndClient,
     ShortStruct,
     deadline,
     has_ipv6,
     one_byte_relay,
     rst_close,
-    server_and_client,
     struct_fields,
 )
 
@@ -46,22 +46,24 @@ async def relayed_pair(
     "host", [anytcpip.LOCALHOST_IPV4, anytcpip.LOCALHOST_IPV6], ids=["ipv4", "ipv6"]
 )
 @deadline()
-async def test_read_write_methods_both_directions(host: str, log: logging.Logger) -> None:
+async def test_read_write_methods_both_directions(
+    host: str, server_and_client: ServerAndClient
+) -> None:
     if host == anytcpip.LOCALHOST_IPV6 and not has_ipv6():
         pytest.skip("no IPv6 loopback on this machine")
-    async with server_and_client(log, host=host) as (server, client):
+    async with server_and_client(host=host) as (server, client):
         await check_read_write_methods(client, server)
         assert client.connected
         assert server.connected
 
 
 @deadline()
-async def test_read_write_methods_without_monitoring(log: logging.Logger) -> None:
+async def test_read_write_methods_without_monitoring(server_and_client: ServerAndClient) -> None:
     """With monitor_connection_interval=0 the reads receive for themselves."""
     # Without monitoring the server does not see the client's end-of-stream
     # until it reads, so the client's close waits for its linger: keep it short.
     kwargs: dict[str, Any] = {"monitor_connection_interval": 0, "linger": 0.2}
-    async with server_and_client(log, server_kwargs=kwargs, client_kwargs=kwargs) as (
+    async with server_and_client(server_kwargs=kwargs, client_kwargs=kwargs) as (
         server,
         client,
     ):
@@ -86,8 +88,8 @@ async def test_read_str_and_read_into_through_one_byte_relay(
 
 
 @deadline()
-async def test_argument_checks(log: logging.Logger) -> None:
-    async with server_and_client(log) as (server, client):
+async def test_argument_checks(server_and_client: ServerAndClient) -> None:
+    async with server_and_client() as (server, client):
         assert await client.read(0) == b""
         with pytest.raises(ValueError, match="n="):
             await client.read(-2)
@@ -102,8 +104,8 @@ async def test_argument_checks(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_read_json_error_includes_data(log: logging.Logger) -> None:
-    async with server_and_client(log) as (server, client):
+async def test_read_json_error_includes_data(server_and_client: ServerAndClient) -> None:
+    async with server_and_client() as (server, client):
         await client.write_str("not valid json")
         await client.write_json({"good": True})
         with pytest.raises(json.JSONDecodeError, match="not valid json"):
@@ -113,9 +115,9 @@ async def test_read_json_error_includes_data(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_read_json_pathological_nesting(log: logging.Logger) -> None:
+async def test_read_json_pathological_nesting(server_and_client: ServerAndClient) -> None:
     bomb = "[" * 100_000
-    async with server_and_client(log, server_kwargs={"limit": 200_000}) as (server, client):
+    async with server_and_client(server_kwargs={"limit": 200_000}) as (server, client):
         await client.write_str(bomb)
         await client.write_str("[" * 50 + "]" * 50)
         await client.write_json([1])
@@ -129,8 +131,8 @@ async def test_read_json_pathological_nesting(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_bad_utf8_then_good_message(log: logging.Logger) -> None:
-    async with server_and_client(log) as (server, client):
+async def test_bad_utf8_then_good_message(server_and_client: ServerAndClient) -> None:
+    async with server_and_client() as (server, client):
         for read, expected in (
             (server.read_str, '"good \u00e9"'),
             (server.read_json, "good \u00e9"),
@@ -178,9 +180,9 @@ async def check_over_limit(
 
 
 @deadline()
-async def test_over_limit_message_in_one_chunk(log: logging.Logger) -> None:
+async def test_over_limit_message_in_one_chunk(server_and_client: ServerAndClient) -> None:
     limit = 100
-    async with server_and_client(log, server_kwargs={"limit": limit}) as (server, client):
+    async with server_and_client(server_kwargs={"limit": limit}) as (server, client):
         for method in ("read_str", "read_json", "readuntil", "readline"):
             await check_over_limit(server, client, limit, method)
 
@@ -259,10 +261,10 @@ async def test_random_cancellation_through_relay_loses_nothing(
 
 
 @deadline()
-async def test_concurrent_writers_never_interleave(log: logging.Logger) -> None:
+async def test_concurrent_writers_never_interleave(server_and_client: ServerAndClient) -> None:
     n_writers = 20
     n_messages = 10
-    async with server_and_client(log) as (server, client):
+    async with server_and_client() as (server, client):
 
         async def writer(w: int) -> None:
             for m in range(n_messages):
@@ -307,11 +309,11 @@ async def test_concurrent_readers_get_whole_messages(log: logging.Logger) -> Non
 
 
 @deadline()
-async def test_full_duplex_bulk(log: logging.Logger) -> None:
+async def test_full_duplex_bulk(server_and_client: ServerAndClient) -> None:
     size = 1 << 20
     a = bytes(range(256)) * (size // 256)
     b = bytes(reversed(range(256))) * (size // 256)
-    async with server_and_client(log) as (server, client):
+    async with server_and_client() as (server, client):
         results: dict[str, bytes] = {}
 
         async def send(obj: anytcpip.BaseClientOrServer, data: bytes) -> None:
@@ -485,8 +487,8 @@ async def test_write_after_peer_close_raises(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_unencodable_write_writes_nothing(log: logging.Logger) -> None:
-    async with server_and_client(log) as (server, client):
+async def test_unencodable_write_writes_nothing(server_and_client: ServerAndClient) -> None:
+    async with server_and_client() as (server, client):
         client.encoding = "ascii"
         with pytest.raises(UnicodeEncodeError):
             await client.write_str("caf\u00e9")
@@ -497,12 +499,12 @@ async def test_unencodable_write_writes_nothing(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_cancelled_write_queues_nothing(log: logging.Logger) -> None:
+async def test_cancelled_write_queues_nothing(server_and_client: ServerAndClient) -> None:
     """A write cancelled while it waits (backpressure) leaves no part of its
     message on the wire; the messages before and after arrive whole."""
     chunk_size = 1 << 16
     returned: list[bytes] = []
-    async with server_and_client(log, client_kwargs={"linger": 0.5}) as (server, client):
+    async with server_and_client(client_kwargs={"linger": 0.5}) as (server, client):
         cancelled = 0
         i = 0
         # The server does not read: the kernel buffers and then the write

@@ -7,7 +7,6 @@ stream. These tests make that a failure instead.
 
 from __future__ import annotations
 
-import logging
 import ssl
 from typing import Any
 
@@ -19,7 +18,7 @@ import anytcpip
 from anytcpip._transport_asyncio import AsyncioConnection
 from anytcpip._transport_stream import StreamConnection
 from anytcpip._transport_trio import TrioConnection
-from helpers import deadline, server_and_client
+from helpers import ServerAndClient, deadline
 
 
 def expected_plain(anyio_backend: Any) -> type:
@@ -36,10 +35,13 @@ def conn_of(obj: anytcpip.BaseClientOrServer) -> Any:
 @pytest.mark.parametrize("monitor", [1.0, 0.0], ids=["monitor-on", "monitor-off"])
 @deadline()
 async def test_plain_tcp_gets_the_fast_path(
-    anyio_backend: Any, log: logging.Logger, monitor: float, caplog: pytest.LogCaptureFixture
+    anyio_backend: Any,
+    server_and_client: ServerAndClient,
+    monitor: float,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     kwargs = {"monitor_connection_interval": monitor}
-    async with server_and_client(log, server_kwargs=kwargs, client_kwargs=kwargs) as (
+    async with server_and_client(server_kwargs=kwargs, client_kwargs=kwargs) as (
         server,
         client,
     ):
@@ -56,7 +58,7 @@ async def test_plain_tcp_gets_the_fast_path(
 @pytest.mark.parametrize("monitor", [1.0, 0.0], ids=["monitor-on", "monitor-off"])
 @deadline()
 async def test_tls_gets_the_generic_stream(
-    anyio_backend: Any, log: logging.Logger, monitor: float
+    anyio_backend: Any, server_and_client: ServerAndClient, monitor: float
 ) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -64,7 +66,6 @@ async def test_tls_gets_the_generic_stream(
     client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(client_context)
     async with server_and_client(
-        log,
         server_kwargs={"ssl_context": server_context, "monitor_connection_interval": monitor},
         client_kwargs={"ssl_context": client_context, "monitor_connection_interval": monitor},
     ) as (server, client):
