@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import pytest
 
+import anytcpip
 from anytcpip._backends import BACKENDS
+from anytcpip.testing import ClientFactory, ServerFactory
+from helpers import ServerAndClient
 
 pytest_plugins = ["pytester"]
 
@@ -31,6 +36,48 @@ def anyio_backend(request: pytest.FixtureRequest) -> Any:
 def log() -> logging.Logger:
     """A logger for the object under test."""
     return logging.getLogger("anytcpip.test")
+
+
+@pytest.fixture
+def server_and_client(
+    log: logging.Logger,
+    anytcpip_server_factory: ServerFactory,
+    anytcpip_client_factory: ClientFactory,
+) -> ServerAndClient:
+    """``async with server_and_client(...) as (server, client):`` a server and
+    a Client connected to it, on the plugin's factories (see
+    helpers.ServerAndClient); the test's deadline covers their close."""
+
+    @asynccontextmanager
+    async def pair(
+        *,
+        server_class: type[anytcpip.OneClientServer] = anytcpip.OneClientServer,
+        host: str = anytcpip.LOCALHOST_IPV4,
+        server_kwargs: dict[str, Any] | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        scoped: bool = False,
+    ) -> AsyncIterator[tuple[anytcpip.OneClientServer, anytcpip.Client]]:
+        server = await anytcpip_server_factory(
+            server_class, host=host, log=log, **(server_kwargs or {})
+        )
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if scoped:
+                    client = anytcpip.Client(
+                        host=host, port=server.port, log=log, **(client_kwargs or {})
+                    )
+                    await stack.enter_async_context(client)
+                else:
+                    client = await anytcpip_client_factory(
+                        server, wait_connected=False, log=log, **(client_kwargs or {})
+                    )
+                    stack.push_async_callback(client.close)
+                await server.connected_task
+                yield server, client
+        finally:
+            await server.close()
+
+    return cast(ServerAndClient, pair)
 
 
 def _open_fds() -> int:

@@ -1,15 +1,17 @@
-"""Shared test helpers: raw peers, a 1-byte relay, an RST closer, callback
-recorders and a connected server/client pair."""
+"""Shared test helpers: the per-test deadline, raw peers, a 1-byte relay, an
+RST closer, callback recorders and the type of the server_and_client fixture."""
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import inspect
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -18,20 +20,60 @@ from anyio.abc import SocketAttribute
 
 import anytcpip
 
-if TYPE_CHECKING:
-    # typing_extensions is a dependency on Python < 3.11 only: the default
-    # (PEP 696) is for the type checker alone.
-    from typing_extensions import TypeVar as DefaultTypeVar
-
-    #: The server class of server_and_client().
-    ServerT = DefaultTypeVar(
-        "ServerT", bound=anytcpip.OneClientServer, default=anytcpip.OneClientServer
-    )
-else:
-    ServerT = TypeVar("ServerT", bound=anytcpip.OneClientServer)
+_S = TypeVar("_S", bound=anytcpip.OneClientServer)
 
 #: Generous bound for one network test (seconds); the machine is shared.
 NET_TIMEOUT = 20.0
+
+_P = ParamSpec("_P")
+
+
+def deadline(
+    seconds: float = NET_TIMEOUT,
+) -> Callable[[Callable[_P, Coroutine[Any, Any, None]]], Callable[_P, Coroutine[Any, Any, None]]]:
+    """Bound a whole ``async def`` test (``NET_TIMEOUT`` unless given).
+
+    Everything the test function awaits counts, the close of the servers and
+    clients it opens with ``async with`` included (its fixtures do not). When
+    the bound is passed the test is cancelled where it waits and fails with
+    a message naming it and the bound; the traceback of the cancellation,
+    which shows where it was waiting, is chained. A ``TimeoutError`` of the
+    test's own (a step bounded on purpose) goes through unchanged.
+
+    A decorator rather than a marker, because the same one works for pytest
+    functions and for the methods of the unittest-style ``*TestCase``
+    classes, which pytest's hooks never see being called.
+    """
+
+    def decorate(
+        test: Callable[_P, Coroutine[Any, Any, None]],
+    ) -> Callable[_P, Coroutine[Any, Any, None]]:
+        if not inspect.iscoroutinefunction(test):
+            raise TypeError(f"@deadline is for async def tests, not {test!r}")
+        name = f"{test.__module__}.{test.__qualname__}"
+
+        @functools.wraps(test)
+        async def bounded(*args: _P.args, **kwargs: _P.kwargs) -> None:
+            scope = anyio.CancelScope(deadline=anyio.current_time() + seconds)
+            stopped: BaseException | None = None
+            try:
+                with scope:
+                    try:
+                        await test(*args, **kwargs)
+                    except BaseException as exc:
+                        stopped = exc  # (the cancellation: where the test waited)
+                        raise
+            except BaseException as exc:
+                if not scope.cancel_called:
+                    raise
+                stopped = exc
+            if scope.cancel_called:
+                message = f"{name} did not finish within its deadline of {seconds:g} s"
+                raise pytest.fail.Exception(message) from stopped
+
+        return bounded
+
+    return decorate
 
 
 class ShortStruct(ctypes.Structure):
@@ -82,26 +124,37 @@ def make_server(
     )
 
 
-@asynccontextmanager
-async def server_and_client(
-    log: logging.Logger,
-    *,
-    server_kwargs: dict[str, Any] | None = None,
-    client_kwargs: dict[str, Any] | None = None,
-    host: str = anytcpip.LOCALHOST_IPV4,
-    server_class: type[ServerT] = anytcpip.OneClientServer,  # type: ignore[assignment]
-) -> AsyncIterator[tuple[ServerT, anytcpip.Client]]:
-    """A ``server_class`` server (OneClientServer unless given) on ``host``
-    port 0 and a Client connected to it; the server's connected_task is done
-    when this yields."""
-    async with (
-        server_class(host=host, port=0, log=log, **(server_kwargs or {})) as server,
-        anytcpip.Client(host=host, port=server.port, log=log, **(client_kwargs or {})) as client,
-    ):
-        await server.connected_task
-        # (anyio's AsyncContextManagerMixin types __aenter__ as returning the
-        # mixin's own type variable, which loses ServerT.)
-        yield cast(ServerT, server), client
+class ServerAndClient(Protocol):
+    """The type of the ``server_and_client`` fixture (tests/conftest.py):
+    ``async with server_and_client(...) as (server, client):`` runs a
+    ``server_class`` server (OneClientServer unless given) on ``host`` port 0
+    and a Client connected to it, through the pytest plugin's
+    ``anytcpip_server_factory`` and ``anytcpip_client_factory``; the server's
+    connected_task is done when it yields, and both are closed (client
+    first) when the block ends. ``scoped=True`` enters the client with
+    ``async with`` in the test's task instead of the client factory's
+    ``tg.start(client.run)``: for tests of that door's close."""
+
+    @overload
+    def __call__(
+        self,
+        *,
+        host: str = ...,
+        server_kwargs: dict[str, Any] | None = ...,
+        client_kwargs: dict[str, Any] | None = ...,
+        scoped: bool = ...,
+    ) -> AbstractAsyncContextManager[tuple[anytcpip.OneClientServer, anytcpip.Client]]: ...
+
+    @overload
+    def __call__(
+        self,
+        *,
+        server_class: type[_S],
+        host: str = ...,
+        server_kwargs: dict[str, Any] | None = ...,
+        client_kwargs: dict[str, Any] | None = ...,
+        scoped: bool = ...,
+    ) -> AbstractAsyncContextManager[tuple[_S, anytcpip.Client]]: ...
 
 
 def is_connected(obj: anytcpip.BaseClientOrServer) -> bool:

@@ -32,6 +32,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import anytcpip
 from anytcpip import _cli, _console
+from helpers import deadline
 
 #: ``--backend`` values installed here (what the command line runs on).
 CLI_BACKENDS = [
@@ -161,44 +162,45 @@ def test_demo_runs_on_every_backend() -> None:
 
 
 @pytest.mark.slow
+@deadline(TIMEOUT)
 async def test_serve_echo_and_connect(cli_backend: str) -> None:
-    with anyio.fail_after(TIMEOUT):
-        async with serving("--echo", "--backend", cli_backend) as (server, port):
-            async with run_cli(
-                "connect",
-                "127.0.0.1",
-                str(port),
-                "--backend",
-                cli_backend,
-                "--json",
-                "--wait",
-                "0",
-            ) as client:
-                assert (await client.err_line()).startswith(f"connected to 127.0.0.1:{port}")
-                await client.send(b"hello\n")
-                assert await client.out_line() == "hello"
-                await client.send(b'{"position": [1.5, 2]}\n')
-                pretty = [await client.out_line() for _ in range(6)]
-                assert json.loads("\n".join(pretty)) == {"position": [1.5, 2]}
-                assert pretty[0] == "{", "--json pretty-prints"
-                await client.send("gr\u00fc\u00dfe\n".encode())
-                assert await client.out_line() == "gr\u00fc\u00dfe"
-                await client.close_stdin()
-                status, out, err = await client.finish()
-            assert (status, out) == (0, ""), err
-            assert "end of input; closed the connection" in err
-            assert "Traceback" not in err
+    async with serving("--echo", "--backend", cli_backend) as (server, port):
+        async with run_cli(
+            "connect",
+            "127.0.0.1",
+            str(port),
+            "--backend",
+            cli_backend,
+            "--json",
+            "--wait",
+            "0",
+        ) as client:
+            assert (await client.err_line()).startswith(f"connected to 127.0.0.1:{port}")
+            await client.send(b"hello\n")
+            assert await client.out_line() == "hello"
+            await client.send(b'{"position": [1.5, 2]}\n')
+            pretty = [await client.out_line() for _ in range(6)]
+            assert json.loads("\n".join(pretty)) == {"position": [1.5, 2]}
+            assert pretty[0] == "{", "--json pretty-prints"
+            await client.send("gr\u00fc\u00dfe\n".encode())
+            assert await client.out_line() == "gr\u00fc\u00dfe"
+            await client.close_stdin()
+            status, out, err = await client.finish()
+        assert (status, out) == (0, ""), err
+        assert "end of input; closed the connection" in err
+        assert "Traceback" not in err
 
-            # The server saw the client leave and stopped by itself.
-            status, out, err = await server.finish()
-            assert status == 0, err
-            assert out.splitlines() == ["hello", '{"position": [1.5, 2]}', "gr\u00fc\u00dfe"]
-            assert "client connected" in err
-            assert "client disconnected" in err
-            assert "Traceback" not in err
+        # The server saw the client leave and stopped by itself.
+        status, out, err = await server.finish()
+        assert status == 0, err
+        assert out.splitlines() == ["hello", '{"position": [1.5, 2]}', "gr\u00fc\u00dfe"]
+        assert "client connected" in err
+        assert "client disconnected" in err
+        assert "Traceback" not in err
 
 
 @pytest.mark.slow
+@deadline(TIMEOUT)
 async def test_connect_to_a_ts_tcpip_style_crlf_peer(cli_backend: str) -> None:
     """A peer that speaks the original library's line protocol: CRLF-terminated
     UTF-8 strings (here JSON replies); it hangs up after ``bye``, and the
@@ -223,23 +225,22 @@ async def test_connect_to_a_ts_tcpip_style_crlf_peer(cli_backend: str) -> None:
             await writer.wait_closed()
             peer_done.set()
 
-    with anyio.fail_after(TIMEOUT):
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        try:
-            port = server.sockets[0].getsockname()[1]
-            async with run_cli(
-                "connect", "127.0.0.1", str(port), "--backend", cli_backend, "--json"
-            ) as client:
-                await client.send(b"ping\n")
-                reply = [await client.out_line() for _ in range(3)]
-                assert json.loads("\n".join(reply)) == {"ack": "ping"}
-                # Input stays open: the peer's hangup must end the console.
-                await client.send(b"bye\n")
-                status, out, err = await client.finish()
-            await peer_done.wait()
-        finally:
-            server.close()
-            await server.wait_closed()
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        async with run_cli(
+            "connect", "127.0.0.1", str(port), "--backend", cli_backend, "--json"
+        ) as client:
+            await client.send(b"ping\n")
+            reply = [await client.out_line() for _ in range(3)]
+            assert json.loads("\n".join(reply)) == {"ack": "ping"}
+            # Input stays open: the peer's hangup must end the console.
+            await client.send(b"bye\n")
+            status, out, err = await client.finish()
+        await peer_done.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
     assert received == [b"ping\r\n", b"bye\r\n"]
     assert status == 0, err
     # The undecodable message is shown as bytes; the last one, cut short by the
@@ -252,94 +253,92 @@ async def test_connect_to_a_ts_tcpip_style_crlf_peer(cli_backend: str) -> None:
 
 
 @pytest.mark.slow
+@deadline(TIMEOUT)
 async def test_custom_terminator_and_encoding(cli_backend: str) -> None:
-    with anyio.fail_after(TIMEOUT):
-        args = ("--terminator", r"\x00", "--encoding", "latin-1", "--backend", cli_backend)
-        async with serving("--echo", *args) as (server, port):
-            sent = "caf\u00e9\x00two\x00".encode("latin-1")
-            received = b""
-            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-                await stream.send(sent)
-                while len(received) < len(sent):
-                    received += await stream.receive()
-            status, out, err = await server.finish()
+    args = ("--terminator", r"\x00", "--encoding", "latin-1", "--backend", cli_backend)
+    async with serving("--echo", *args) as (server, port):
+        sent = "caf\u00e9\x00two\x00".encode("latin-1")
+        received = b""
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(sent)
+            while len(received) < len(sent):
+                received += await stream.receive()
+        status, out, err = await server.finish()
     assert received == sent
     assert status == 0, err
     assert out.splitlines() == ["caf\u00e9", "two"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
+@deadline(TIMEOUT)
 async def test_ctrl_c_stops_serve_cleanly(cli_backend: str) -> None:
-    with anyio.fail_after(TIMEOUT):
-        async with serving("--backend", cli_backend) as (server, port):
-            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-                assert (await server.err_line()) == "client connected"
-                server.process.send_signal(signal.SIGINT)
-                status, _, err = await server.finish()
-                # The client sees an orderly close, not a reset.
-                with pytest.raises(anyio.EndOfStream):
-                    await stream.receive()
+    async with serving("--backend", cli_backend) as (server, port):
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            assert (await server.err_line()) == "client connected"
+            server.process.send_signal(signal.SIGINT)
+            status, _, err = await server.finish()
+            # The client sees an orderly close, not a reset.
+            with pytest.raises(anyio.EndOfStream):
+                await stream.receive()
     assert status == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
+@deadline(TIMEOUT)
 async def test_ctrl_c_stops_connect_cleanly(cli_backend: str) -> None:
     """Ctrl-C in ``connect`` (waiting for input and for messages) exits 130
     without a traceback, on Python 3.10 too, and closes the connection in
     order."""
-    with anyio.fail_after(TIMEOUT):
-        multi = await anyio.create_tcp_listener(local_host="127.0.0.1")
-        async with multi:
-            listener = cast(anyio.abc.SocketListener, multi.listeners[0])
-            port = listener.extra(anyio.abc.SocketAttribute.local_port)
-            async with run_cli(
-                "connect", "127.0.0.1", str(port), "--backend", cli_backend
-            ) as client:
-                peer = await listener.accept()
-                async with peer:
-                    assert (await client.err_line()).startswith("connected to")
-                    await peer.send(b"hi\r\n")
-                    assert await client.out_line() == "hi"
-                    client.process.send_signal(signal.SIGINT)
-                    status, _, err = await client.finish()
-                    with pytest.raises(anyio.EndOfStream):
-                        await peer.receive()
+    multi = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with multi:
+        listener = cast(anyio.abc.SocketListener, multi.listeners[0])
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with run_cli("connect", "127.0.0.1", str(port), "--backend", cli_backend) as client:
+            peer = await listener.accept()
+            async with peer:
+                assert (await client.err_line()).startswith("connected to")
+                await peer.send(b"hi\r\n")
+                assert await client.out_line() == "hi"
+                client.process.send_signal(signal.SIGINT)
+                status, _, err = await client.finish()
+                with pytest.raises(anyio.EndOfStream):
+                    await peer.receive()
     assert status == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err
 
 
 @pytest.mark.slow
+@deadline(TIMEOUT)
 async def test_a_second_client_is_told_it_was_turned_away(cli_backend: str) -> None:
-    with anyio.fail_after(TIMEOUT):
-        async with serving("--backend", cli_backend) as (server, port):
-            async with await anyio.connect_tcp("127.0.0.1", port) as first:
-                assert (await server.err_line()) == "client connected"
-                async with run_cli(
-                    "connect", "127.0.0.1", str(port), "--backend", cli_backend
-                ) as second:
-                    status, out, err = await second.finish()
-                await first.send(b"still served\r\n")
-                assert await server.out_line() == "still served"
-            await server.finish()
+    async with serving("--backend", cli_backend) as (server, port):
+        async with await anyio.connect_tcp("127.0.0.1", port) as first:
+            assert (await server.err_line()) == "client connected"
+            async with run_cli(
+                "connect", "127.0.0.1", str(port), "--backend", cli_backend
+            ) as second:
+                status, out, err = await second.finish()
+            await first.send(b"still served\r\n")
+            assert await server.out_line() == "still served"
+        await server.finish()
     assert (status, out) == (1, ""), err
     assert "error: the server turned this connection away" in err
     assert "Traceback" not in err
 
 
 @pytest.mark.slow
+@deadline(TIMEOUT)
 async def test_plain_client_to_a_tls_server_says_what_happened(
     tls_files: dict[str, str],
 ) -> None:
-    with anyio.fail_after(TIMEOUT):
-        async with serving("--certfile", tls_files["chain"]) as (server, port):
-            async with run_cli("connect", "127.0.0.1", str(port), "--wait", "5") as client:
-                await client.send(b"hello\n")
-                status, _, client_err = await client.finish()
-            server_line = await server.err_line()
-            server.process.kill()
+    async with serving("--certfile", tls_files["chain"]) as (server, port):
+        async with run_cli("connect", "127.0.0.1", str(port), "--wait", "5") as client:
+            await client.send(b"hello\n")
+            status, _, client_err = await client.finish()
+        server_line = await server.err_line()
+        server.process.kill()
     # Dropped at once it counts as turned away (1); later (a slow handshake
     # failure under load), as closed by the server before it sent anything (0).
     # Either way the client suggests --tls.
@@ -366,40 +365,41 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@deadline(TIMEOUT)
 async def test_tls_serve_and_connect(cli_backend: str, tls_files: dict[str, str]) -> None:
-    with anyio.fail_after(TIMEOUT):
-        async with serving(
-            "--echo", "--certfile", tls_files["chain"], "--backend", cli_backend
-        ) as (server, port):
-            async with run_cli(
-                "connect",
-                "127.0.0.1",
-                str(port),
-                "--cafile",
-                tls_files["ca"],
-                "--backend",
-                cli_backend,
-                "--wait",
-                "0",
-            ) as client:
-                assert "(TLS)" in await client.err_line()
-                await client.send(b"secret\n")
-                assert await client.out_line() == "secret"
-                await client.close_stdin()
-                status, _, err = await client.finish()
-            assert status == 0, err
-            status, out, err = await server.finish()
+    async with serving("--echo", "--certfile", tls_files["chain"], "--backend", cli_backend) as (
+        server,
+        port,
+    ):
+        async with run_cli(
+            "connect",
+            "127.0.0.1",
+            str(port),
+            "--cafile",
+            tls_files["ca"],
+            "--backend",
+            cli_backend,
+            "--wait",
+            "0",
+        ) as client:
+            assert "(TLS)" in await client.err_line()
+            await client.send(b"secret\n")
+            assert await client.out_line() == "secret"
+            await client.close_stdin()
+            status, _, err = await client.finish()
+        assert status == 0, err
+        status, out, err = await server.finish()
     assert status == 0, err
     assert out == "secret\n"
 
 
 @pytest.mark.slow
+@deadline(TIMEOUT)
 async def test_tls_connect_rejects_an_unknown_certificate(tls_files: dict[str, str]) -> None:
-    with anyio.fail_after(TIMEOUT):
-        async with serving("--certfile", tls_files["chain"]) as (server, port):
-            async with run_cli("connect", "127.0.0.1", str(port), "--tls") as client:
-                status, _, err = await client.finish()
-            server.process.kill()
+    async with serving("--certfile", tls_files["chain"]) as (server, port):
+        async with run_cli("connect", "127.0.0.1", str(port), "--tls") as client:
+            status, _, err = await client.finish()
+        server.process.kill()
     assert status == 1
     assert err.startswith(f"error: could not connect to 127.0.0.1:{port}: "), err
     assert "TLS certificate verify failed" in err

@@ -17,7 +17,15 @@ import trustme
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder, check_read_write_methods
-from helpers import NET_TIMEOUT, check_not_connected, receive_until_eof, rst_close
+from helpers import (
+    NET_TIMEOUT,
+    ServerAndClient,
+    check_not_connected,
+    deadline,
+    make_server,
+    receive_until_eof,
+    rst_close,
+)
 
 
 @asynccontextmanager
@@ -45,73 +53,60 @@ async def raw_server() -> AsyncIterator[tuple[int, anyio.abc.ObjectReceiveStream
                 await anyio.aclose_forcefully(leftover)
 
 
-@asynccontextmanager
-async def server_with_callback(
-    log: logging.Logger, **kwargs: Any
-) -> AsyncIterator[anytcpip.OneClientServer]:
-    async with anytcpip.OneClientServer(
-        host=anytcpip.LOCALHOST_IPV4, port=0, log=log, **kwargs
-    ) as server:
-        yield server
-
-
+@deadline()
 async def test_initial_conditions(log: logging.Logger) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_with_callback(log) as server:
-            assert server.port != 0
-            client = anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=server.port,
-                log=log,
-                connect_callback=callback,
-                name="fred",
-            )
-            state = (
-                client.connected,
-                client.should_be_connected,
-                client.start_task.done(),
-                client.done_task.done(),
-            )
-            assert state == (False, False, False, False)
-            assert client.name == "fred"
-            assert client.host == anytcpip.LOCALHOST_IPV4
-            assert client.port == server.port
-            assert client.encoding == anytcpip.DEFAULT_ENCODING
-            assert client.terminator == anytcpip.DEFAULT_TERMINATOR
-            assert client.log.name.startswith(log.name + ".")
-            async with client:
-                assert client.connected
-                assert client.should_be_connected
-                assert client.start_task.done()
-                await server.connected_task
-                assert server.connected
-                await callback.assert_next(True)
-            await callback.assert_next(False)
-            assert callback.states == [True, False]
-
-
-async def test_basic_close(log: logging.Logger) -> None:
-    callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            server_with_callback(log) as server,
-            anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=server.port,
-                log=log,
-                connect_callback=callback,
-            ) as client,
-        ):
-            await callback.assert_next(True)
-            assert not client.done_task.done()
-            await client.basic_close()
-            assert not client.connected
+    async with make_server(log) as server:
+        assert server.port != 0
+        client = anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4,
+            port=server.port,
+            log=log,
+            connect_callback=callback,
+            name="fred",
+        )
+        state = (
+            client.connected,
+            client.should_be_connected,
+            client.start_task.done(),
+            client.done_task.done(),
+        )
+        assert state == (False, False, False, False)
+        assert client.name == "fred"
+        assert client.host == anytcpip.LOCALHOST_IPV4
+        assert client.port == server.port
+        assert client.encoding == anytcpip.DEFAULT_ENCODING
+        assert client.terminator == anytcpip.DEFAULT_TERMINATOR
+        assert client.log.name.startswith(log.name + ".")
+        async with client:
+            assert client.connected
             assert client.should_be_connected
-            assert client.done_task.done()
-            await callback.assert_next(False)
-            await check_not_connected(client)
+            assert client.start_task.done()
+            await server.connected_task
+            assert server.connected
+            await callback.assert_next(True)
+        await callback.assert_next(False)
         assert callback.states == [True, False]
+
+
+@deadline()
+async def test_basic_close(server_and_client: ServerAndClient) -> None:
+    # scoped: under tg.start(client.run), basic_close() clears
+    # should_be_connected (a difference between the doors, reported).
+    callback = ConnectRecorder(timeout=NET_TIMEOUT)
+    async with server_and_client(client_kwargs={"connect_callback": callback}, scoped=True) as (
+        _,
+        client,
+    ):
+        await callback.assert_next(True)
+        assert not client.done_task.done()
+        await client.basic_close()
+        assert not client.connected
+        assert client.should_be_connected
+        assert client.done_task.done()
+        await callback.assert_next(False)
+        await check_not_connected(client)
+    assert callback.states == [True, False]
 
 
 async def read_only_heartbeats(obj: anytcpip.BaseClientOrServer) -> None:
@@ -122,84 +117,68 @@ async def read_only_heartbeats(obj: anytcpip.BaseClientOrServer) -> None:
 
 
 @pytest.mark.parametrize("heartbeat", [False, True], ids=["plain", "heartbeat"])
-async def test_close(heartbeat: bool, log: logging.Logger) -> None:
+@deadline()
+async def test_close(heartbeat: bool, server_and_client: ServerAndClient) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            server_with_callback(log) as server,
-            anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=server.port,
-                log=log,
-                connect_callback=callback,
-                run_heartbeat_send_task=heartbeat,
-                heartbeat_send_sleep=0.05,
-            ) as client,
-        ):
-            await callback.assert_next(True)
-            assert not client.done_task.done()
-            if heartbeat:
-                for _ in range(3):
-                    assert await server.readline() == anytcpip.HEARTBEAT + b"\r\n"
-            await client.close()
-            assert not client.connected
-            assert not client.should_be_connected
-            assert client.done_task.done()
-            await callback.assert_next(False)
-            await check_not_connected(client)
-            # Closing again changes nothing.
-            await client.close()
-            await client.basic_close()
-            assert callback.states == [True, False]
-            # The server sees the end of the stream after at most the heartbeats
-            # already sent: no heartbeat follows the close.
-            with pytest.raises(ConnectionError):
-                await read_only_heartbeats(server)
+    client_kwargs = {
+        "connect_callback": callback,
+        "run_heartbeat_send_task": heartbeat,
+        "heartbeat_send_sleep": 0.05,
+    }
+    async with server_and_client(client_kwargs=client_kwargs) as (server, client):
+        await callback.assert_next(True)
+        assert not client.done_task.done()
+        if heartbeat:
+            for _ in range(3):
+                assert await server.readline() == anytcpip.HEARTBEAT + b"\r\n"
+        await client.close()
+        assert not client.connected
+        assert not client.should_be_connected
+        assert client.done_task.done()
+        await callback.assert_next(False)
+        await check_not_connected(client)
+        # Closing again changes nothing.
+        await client.close()
+        await client.basic_close()
+        assert callback.states == [True, False]
+        # The server sees the end of the stream after at most the heartbeats
+        # already sent: no heartbeat follows the close.
+        with pytest.raises(ConnectionError):
+            await read_only_heartbeats(server)
 
 
-async def test_heartbeats_every_interval(log: logging.Logger) -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            server_with_callback(log) as server,
-            anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=server.port,
-                log=log,
-                run_heartbeat_send_task=True,
-                heartbeat_send_sleep=0.02,
-                terminator=b"\n",
-            ) as client,
-        ):
-            await server.connected_task
-            # Heartbeats and user writes never interleave.
-            for i in range(20):
-                await client.write_str(f"user {i}")
-            lines: list[bytes] = []
-            while len(lines) < 20 or lines.count(anytcpip.HEARTBEAT + b"\n") < 3:
-                lines.append(await server.readline())
-            assert set(lines) - {anytcpip.HEARTBEAT + b"\n"} == {
-                f"user {i}\n".encode() for i in range(20)
-            }
+@deadline()
+async def test_heartbeats_every_interval(server_and_client: ServerAndClient) -> None:
+    client_kwargs = {
+        "run_heartbeat_send_task": True,
+        "heartbeat_send_sleep": 0.02,
+        "terminator": b"\n",
+    }
+    async with server_and_client(client_kwargs=client_kwargs) as (server, client):
+        await server.connected_task
+        # Heartbeats and user writes never interleave.
+        for i in range(20):
+            await client.write_str(f"user {i}")
+        lines: list[bytes] = []
+        while len(lines) < 20 or lines.count(anytcpip.HEARTBEAT + b"\n") < 3:
+            lines.append(await server.readline())
+        assert set(lines) - {anytcpip.HEARTBEAT + b"\n"} == {
+            f"user {i}\n".encode() for i in range(20)
+        }
 
 
-async def test_connect_callback_raises(log: logging.Logger) -> None:
+@deadline()
+async def test_connect_callback_raises(server_and_client: ServerAndClient) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
     callback.raise_error = True
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            server_with_callback(log, connect_callback=callback) as server,
-            anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=server.port,
-                log=log,
-                connect_callback=callback,
-            ) as client,
-        ):
-            await server.connected_task
-            assert client.connected
-            assert server.connected
-            await check_read_write_methods(server, client)
-            assert callback.states == [True, True]
+    async with server_and_client(
+        server_kwargs={"connect_callback": callback}, client_kwargs={"connect_callback": callback}
+    ) as (server, client):
+        await server.connected_task
+        assert client.connected
+        assert server.connected
+        await check_read_write_methods(server, client)
+        assert callback.states == [True, True]
     assert callback.states == [True, True, False, False]
 
 
@@ -224,54 +203,46 @@ async def test_done_client_scoped_form(log: logging.Logger) -> None:
     assert callback.states == []
 
 
-async def test_server_drops_connection(log: logging.Logger) -> None:
+@deadline()
+async def test_server_drops_connection(server_and_client: ServerAndClient) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            server_with_callback(log) as server,
-            anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=server.port,
-                log=log,
-                connect_callback=callback,
-            ) as client,
-        ):
-            await callback.assert_next(True)
-            await server.close_client()
-            await callback.assert_next(False)
-            assert not client.connected
-            assert client.should_be_connected
-            assert not client.done_task.done()
-            with pytest.raises(ConnectionError):
-                await client.read_str()
+    async with server_and_client(client_kwargs={"connect_callback": callback}) as (server, client):
+        await callback.assert_next(True)
+        await server.close_client()
+        await callback.assert_next(False)
+        assert not client.connected
+        assert client.should_be_connected
+        assert not client.done_task.done()
+        with pytest.raises(ConnectionError):
+            await client.read_str()
 
 
 @pytest.mark.parametrize("how", ["hangup", "reset"])
+@deadline()
 async def test_peer_gone_while_not_reading(how: str, log: logging.Logger) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with raw_server() as (port, accepted):
-            async with anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=port,
-                log=log,
-                connect_callback=callback,
-            ) as client:
-                await callback.assert_next(True)
-                peer = await accepted.receive()
-                await peer.send(b"unread\r\n")
-                if how == "reset":
-                    await rst_close(peer)
-                else:
-                    await peer.aclose()
-                await callback.assert_next(False)
-                assert not client.connected
-                assert client.should_be_connected
-                if how == "hangup":
-                    assert await client.read_str() == "unread"
-                with pytest.raises(ConnectionError):
-                    await client.read_str()
-            assert callback.states == [True, False]
+    async with raw_server() as (port, accepted):
+        async with anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4,
+            port=port,
+            log=log,
+            connect_callback=callback,
+        ) as client:
+            await callback.assert_next(True)
+            peer = await accepted.receive()
+            await peer.send(b"unread\r\n")
+            if how == "reset":
+                await rst_close(peer)
+            else:
+                await peer.aclose()
+            await callback.assert_next(False)
+            assert not client.connected
+            assert client.should_be_connected
+            if how == "hangup":
+                assert await client.read_str() == "unread"
+            with pytest.raises(ConnectionError):
+                await client.read_str()
+        assert callback.states == [True, False]
 
 
 def test_sync_connect_callback_rejected(log: logging.Logger) -> None:
@@ -345,9 +316,10 @@ def _refusing_socket() -> socket.socket:
     return sock
 
 
+@deadline()
 async def test_connection_refused_scoped(log: logging.Logger) -> None:
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    with _refusing_socket() as sock, anyio.fail_after(NET_TIMEOUT):
+    with _refusing_socket() as sock:
         client = anytcpip.Client(
             host=anytcpip.LOCALHOST_IPV4,
             port=sock.getsockname()[1],
@@ -366,8 +338,9 @@ async def test_connection_refused_scoped(log: logging.Logger) -> None:
         await client.close()  # a no-op
 
 
+@deadline()
 async def test_connection_refused_owned(log: logging.Logger) -> None:
-    with _refusing_socket() as sock, anyio.fail_after(NET_TIMEOUT):
+    with _refusing_socket() as sock:
         client = anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=sock.getsockname()[1], log=log)
         async with anyio.create_task_group() as tg:
             with pytest.raises(ConnectionRefusedError):
@@ -376,21 +349,22 @@ async def test_connection_refused_owned(log: logging.Logger) -> None:
         assert not client.connected
 
 
+@deadline()
 async def test_client_connects_only_once(log: logging.Logger) -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_with_callback(log) as server:
-            client = anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log)
+    async with make_server(log) as server:
+        client = anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log)
+        async with client:
+            pass
+        with pytest.raises(RuntimeError):
             async with client:
                 pass
+        async with anyio.create_task_group() as tg:
             with pytest.raises(RuntimeError):
-                async with client:
-                    pass
-            async with anyio.create_task_group() as tg:
-                with pytest.raises(RuntimeError):
-                    await tg.start(client.run)
+                await tg.start(client.run)
 
 
-async def test_tls_round_trip(log: logging.Logger) -> None:
+@deadline()
+async def test_tls_round_trip(server_and_client: ServerAndClient) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
@@ -398,154 +372,137 @@ async def test_tls_round_trip(log: logging.Logger) -> None:
     ca.configure_trust(client_context)
     server_callback = ConnectRecorder(timeout=NET_TIMEOUT)
     client_callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            anytcpip.OneClientServer(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=0,
-                log=log,
-                ssl_context=server_context,
-                connect_callback=server_callback,
-            ) as server,
-            anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=server.port,
-                log=log,
-                ssl_context=client_context,
-                connect_callback=client_callback,
-            ) as client,
-        ):
-            await server_callback.assert_next(True)
-            await client.write_json({"secret": 42})
-            assert await server.read_json() == {"secret": 42}
-            await server.write_str("reply")
-            assert await client.read_str() == "reply"
-            big = bytes(range(256)) * 4096
-            await client.write(big)
-            assert await server.readexactly(len(big)) == big
-        assert client_callback.states == [True, False]
-        assert server_callback.states == [True, False]
+    async with server_and_client(
+        server_kwargs={"ssl_context": server_context, "connect_callback": server_callback},
+        client_kwargs={"ssl_context": client_context, "connect_callback": client_callback},
+    ) as (server, client):
+        await server_callback.assert_next(True)
+        await client.write_json({"secret": 42})
+        assert await server.read_json() == {"secret": 42}
+        await server.write_str("reply")
+        assert await client.read_str() == "reply"
+        big = bytes(range(256)) * 4096
+        await client.write(big)
+        assert await server.readexactly(len(big)) == big
+    assert client_callback.states == [True, False]
+    assert server_callback.states == [True, False]
 
 
+@deadline()
 async def test_tls_client_rejects_untrusted_server(log: logging.Logger) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
     untrusting = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     trustme.CA().configure_trust(untrusting)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with anytcpip.OneClientServer(
-            host=anytcpip.LOCALHOST_IPV4, port=0, log=log, ssl_context=server_context
-        ) as server:
-            client = anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=server.port,
-                log=log,
-                ssl_context=untrusting,
-            )
-            with pytest.raises((ssl.SSLError, OSError, anyio.BrokenResourceError)):
-                async with client:
-                    pass
-            assert client.done_task.done()
-            assert not server.connected
-            # The server still serves a good client.
-            good = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-            ca.configure_trust(good)
-            async with anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, ssl_context=good
-            ) as client2:
-                await server.connected_task
-                await client2.write_str("ok")
-                assert await server.read_str() == "ok"
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4, port=0, log=log, ssl_context=server_context
+    ) as server:
+        client = anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4,
+            port=server.port,
+            log=log,
+            ssl_context=untrusting,
+        )
+        with pytest.raises((ssl.SSLError, OSError, anyio.BrokenResourceError)):
+            async with client:
+                pass
+        assert client.done_task.done()
+        assert not server.connected
+        # The server still serves a good client.
+        good = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        ca.configure_trust(good)
+        async with anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, ssl_context=good
+        ) as client2:
+            await server.connected_task
+            await client2.write_str("ok")
+            assert await server.read_str() == "ok"
 
 
-async def test_keepalive_and_nodelay_white_box(log: logging.Logger) -> None:
+@deadline()
+async def test_keepalive_and_nodelay_white_box(server_and_client: ServerAndClient) -> None:
     """White-box: reads the internal stream (``obj._conn.stream``) to check the
     socket options every connection gets."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            server_with_callback(log) as server,
-            anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log) as client,
-        ):
-            await server.connected_task
-            for obj in (client, server):
-                conn = obj._conn
-                assert conn is not None
-                assert conn.stream is not None
-                sock = conn.stream.extra(anyio.abc.SocketAttribute.raw_socket)
-                tcp = socket.IPPROTO_TCP
-                assert sock.getsockopt(tcp, socket.TCP_NODELAY) != 0
-                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
-                if hasattr(socket, "TCP_KEEPIDLE"):
-                    idle = sock.getsockopt(tcp, socket.TCP_KEEPIDLE)
-                    assert idle == anytcpip.KEEPALIVE_TIME
-                elif hasattr(socket, "TCP_KEEPALIVE"):  # pragma: no cover (macOS)
-                    idle = sock.getsockopt(tcp, socket.TCP_KEEPALIVE)
-                    assert idle == anytcpip.KEEPALIVE_TIME
-                if hasattr(socket, "TCP_KEEPCNT"):
-                    count = sock.getsockopt(tcp, socket.TCP_KEEPCNT)
-                    assert count == anytcpip.KEEPALIVE_PROBES
-                if hasattr(socket, "TCP_KEEPINTVL"):
-                    interval = sock.getsockopt(tcp, socket.TCP_KEEPINTVL)
-                    assert interval == anytcpip.KEEPALIVE_INTERVAL
+    async with server_and_client() as (server, client):
+        for obj in (client, server):
+            conn = obj._conn
+            assert conn is not None
+            assert conn.stream is not None
+            sock = conn.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            tcp = socket.IPPROTO_TCP
+            assert sock.getsockopt(tcp, socket.TCP_NODELAY) != 0
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
+            if hasattr(socket, "TCP_KEEPIDLE"):
+                idle = sock.getsockopt(tcp, socket.TCP_KEEPIDLE)
+                assert idle == anytcpip.KEEPALIVE_TIME
+            elif hasattr(socket, "TCP_KEEPALIVE"):  # pragma: no cover (macOS)
+                idle = sock.getsockopt(tcp, socket.TCP_KEEPALIVE)
+                assert idle == anytcpip.KEEPALIVE_TIME
+            if hasattr(socket, "TCP_KEEPCNT"):
+                count = sock.getsockopt(tcp, socket.TCP_KEEPCNT)
+                assert count == anytcpip.KEEPALIVE_PROBES
+            if hasattr(socket, "TCP_KEEPINTVL"):
+                interval = sock.getsockopt(tcp, socket.TCP_KEEPINTVL)
+                assert interval == anytcpip.KEEPALIVE_INTERVAL
 
 
+@deadline()
 async def test_limit_and_linger_taken_by_the_client(log: logging.Logger) -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_with_callback(log) as server:
-            client = anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=server.port,
-                log=log,
-                limit=10,
-                linger=0.5,
-            )
-            async with client:
-                await server.connected_task
-                await server.write(b"0123456789ABC\n0123456789\n")
-                with pytest.raises(anytcpip.LimitOverrunError):
-                    await client.readline()
-                assert await client.readline() == b"0123456789\n"
+    async with make_server(log) as server:
+        client = anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4,
+            port=server.port,
+            log=log,
+            limit=10,
+            linger=0.5,
+        )
+        async with client:
+            await server.connected_task
+            await server.write(b"0123456789ABC\n0123456789\n")
+            with pytest.raises(anytcpip.LimitOverrunError):
+                await client.readline()
+            assert await client.readline() == b"0123456789\n"
 
 
+@deadline()
 async def test_server_side_reset_seen_by_client_reads(log: logging.Logger) -> None:
     """With monitoring off, a read still reports the reset as ConnectionError."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with raw_server() as (port, accepted):
-            async with anytcpip.Client(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=port,
-                log=log,
-                monitor_connection_interval=0,
-            ) as client:
-                peer = await accepted.receive()
-                await rst_close(peer)
-                with pytest.raises(ConnectionError):
-                    await client.read_str()
-                assert not client.connected
+    async with raw_server() as (port, accepted):
+        async with anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4,
+            port=port,
+            log=log,
+            monitor_connection_interval=0,
+        ) as client:
+            peer = await accepted.receive()
+            await rst_close(peer)
+            with pytest.raises(ConnectionError):
+                await client.read_str()
+            assert not client.connected
 
 
+@deadline()
 async def test_client_close_delivers_what_was_written(log: logging.Logger) -> None:
     data = bytes(range(256)) * 8192  # 2 MiB, more than the socket buffers hold
     received = bytearray()
-    with anyio.fail_after(NET_TIMEOUT):
-        async with raw_server() as (port, accepted):
-            client = anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=port, log=log)
-            async with client, anyio.create_task_group() as tg:
-                peer = await accepted.receive()
-                closing = anyio.Event()
+    async with raw_server() as (port, accepted):
+        client = anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=port, log=log)
+        async with client, anyio.create_task_group() as tg:
+            peer = await accepted.receive()
+            closing = anyio.Event()
 
-                async def slow_peer() -> None:
-                    # Starts reading only once the client is closing, then
-                    # reads everything and closes its end at end-of-stream.
-                    await closing.wait()
-                    async with peer:
-                        received.extend(await receive_until_eof(peer))
+            async def slow_peer() -> None:
+                # Starts reading only once the client is closing, then
+                # reads everything and closes its end at end-of-stream.
+                await closing.wait()
+                async with peer:
+                    received.extend(await receive_until_eof(peer))
 
-                tg.start_soon(slow_peer)
-                await client.write(data)
-                await client.write_str("the end")
-                closing.set()
-                await client.close()
-                assert client.done_task.done()
+            tg.start_soon(slow_peer)
+            await client.write(data)
+            await client.write_str("the end")
+            closing.set()
+            await client.close()
+            assert client.done_task.done()
     assert received == data + b"the end\r\n"

@@ -7,7 +7,6 @@ write path; the public conformance check must pass on all of them.
 
 from __future__ import annotations
 
-import logging
 import ssl
 from typing import Any
 
@@ -16,7 +15,7 @@ import trustme
 
 import anytcpip
 from anytcpip.testing import check_read_write_methods
-from helpers import server_and_client
+from helpers import ServerAndClient
 
 #: Without monitoring a close waits for the peer's end-of-stream up to the
 #: linger: keep it short.
@@ -40,13 +39,13 @@ async def test_every_read_write_method_both_ways(
     tls: bool,
     monitoring: bool,
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
-    log: logging.Logger,
+    server_and_client: ServerAndClient,
 ) -> None:
     server_kwargs: dict[str, Any] = {} if monitoring else dict(_UNMONITORED)
     client_kwargs: dict[str, Any] = dict(server_kwargs)
     if tls:
         server_kwargs["ssl_context"], client_kwargs["ssl_context"] = tls_contexts
-    async with server_and_client(log, server_kwargs=server_kwargs, client_kwargs=client_kwargs) as (
+    async with server_and_client(server_kwargs=server_kwargs, client_kwargs=client_kwargs) as (
         server,
         client,
     ):
@@ -55,16 +54,16 @@ async def test_every_read_write_method_both_ways(
         assert client.connected
 
 
-async def test_the_check_fails_when_data_is_lost(log: logging.Logger) -> None:
+async def test_the_check_fails_when_data_is_lost(server_and_client: ServerAndClient) -> None:
     """The check is not vacuous: a byte left unread makes it fail."""
-    async with server_and_client(log) as (server, client):
+    async with server_and_client() as (server, client):
         await server.write(b"!")  # an extra byte the check does not expect
         with pytest.raises(AssertionError):
             await check_read_write_methods(server, client, timeout=5)
 
 
-async def test_the_check_wants_matching_settings(log: logging.Logger) -> None:
-    async with server_and_client(log) as (server, client):
+async def test_the_check_wants_matching_settings(server_and_client: ServerAndClient) -> None:
+    async with server_and_client() as (server, client):
         client.terminator = b"\n"
         with pytest.raises(AssertionError):
             await check_read_write_methods(server, client)

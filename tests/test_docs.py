@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import anyio
 import pytest
+
+from helpers import deadline
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLES = DOCS / "examples"
@@ -41,10 +42,10 @@ PROGRAMS = sorted(p.stem for p in EXAMPLES.glob("*.py") if p.stem not in _TEST_E
 
 
 @pytest.mark.parametrize("stem", PROGRAMS)
+@deadline(20)
 async def test_example_runs(stem: str) -> None:
     module = _load(stem)
-    with anyio.fail_after(20):
-        await module.main()
+    await module.main()
 
 
 # The testing guide's examples, collected here as tests (on every backend).

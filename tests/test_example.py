@@ -14,6 +14,7 @@ import pytest
 
 import anytcpip
 import anytcpip.testing
+from helpers import deadline
 
 
 class EchoServer(anytcpip.OneClientReadLoopServer):
@@ -24,33 +25,33 @@ class EchoServer(anytcpip.OneClientReadLoopServer):
         await self.write_str(data)
 
 
+@deadline(10)
 async def test_echo_server(log: logging.Logger) -> None:
-    with anyio.fail_after(10):
-        # The scoped form: listening and connected before each body runs,
-        # closed (every task finished) when each block ends.
-        async with EchoServer(port=0, log=log) as server:
-            async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-                await server.connected_task
-                for text in ("some data", "more data", "yet more data"):
-                    await client.write_str(text)
-                    assert await client.read_str() == text
-
-
-async def test_echo_server_owned_form(log: logging.Logger) -> None:
-    with anyio.fail_after(10):
-        # The owned form: objects run in your task group until close().
-        async with anyio.create_task_group() as tg:
-            server = EchoServer(port=0, log=log)
-            await tg.start(server.run)
-            client = anytcpip.Client(host=server.host, port=server.port, log=log)
-            await tg.start(client.run)
+    # The scoped form: listening and connected before each body runs,
+    # closed (every task finished) when each block ends.
+    async with EchoServer(port=0, log=log) as server:
+        async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
             await server.connected_task
-            await client.write_str("hello")
-            assert await client.read_str() == "hello"
-            await client.close()
-            await server.close()
-        assert client.done_task.done()
-        assert server.done_task.done()
+            for text in ("some data", "more data", "yet more data"):
+                await client.write_str(text)
+                assert await client.read_str() == text
+
+
+@deadline(10)
+async def test_echo_server_owned_form(log: logging.Logger) -> None:
+    # The owned form: objects run in your task group until close().
+    async with anyio.create_task_group() as tg:
+        server = EchoServer(port=0, log=log)
+        await tg.start(server.run)
+        client = anytcpip.Client(host=server.host, port=server.port, log=log)
+        await tg.start(client.run)
+        await server.connected_task
+        await client.write_str("hello")
+        assert await client.read_str() == "hello"
+        await client.close()
+        await server.close()
+    assert client.done_task.done()
+    assert server.done_task.done()
 
 
 # The ts_tcpip-style example package (docs/examples/ts_style): a mock

@@ -20,7 +20,7 @@ import pytest
 
 import anytcpip
 from anytcpip.testing import ALL_BACKENDS, BaseOneClientServerTestCase, ConnectRecorder
-from helpers import NET_TIMEOUT, receive_exactly
+from helpers import NET_TIMEOUT, deadline, receive_exactly
 
 # ----------------------------------------------------------------- item 1
 
@@ -235,16 +235,16 @@ class GreetingController(anytcpip.OneClientReadLoopServer):
         await self.write(b">")
 
 
+@deadline(10)
 async def test_read_loop_override_is_honoured(log: logging.Logger) -> None:
-    with anyio.fail_after(10):
-        async with GreetingController(port=0, log=log, terminator=b"\n") as server:
-            for _ in range(2):  # each client is greeted
-                async with anytcpip.Client(
-                    host=server.host, port=server.port, log=log, terminator=b"\n"
-                ) as client:
-                    assert await client.readuntil(b">") == b"ACE Main Box\n>"
-                    await client.write_str("st")
-                    assert await client.readuntil(b">") == b"ST\n>"
+    async with GreetingController(port=0, log=log, terminator=b"\n") as server:
+        for _ in range(2):  # each client is greeted
+            async with anytcpip.Client(
+                host=server.host, port=server.port, log=log, terminator=b"\n"
+            ) as client:
+                assert await client.readuntil(b">") == b"ACE Main Box\n>"
+                await client.write_str("st")
+                assert await client.readuntil(b">") == b"ST\n>"
 
 
 # ----------------------------------------------------------------- item 3
@@ -283,72 +283,74 @@ class CleanupClient(anytcpip.Client):
         await super().close()
 
 
+@deadline(10)
 async def test_leaving_async_with_calls_overridden_close_once(log: logging.Logger) -> None:
-    with anyio.fail_after(10):
-        async with CleanupController(port=0, log=log) as server:
-            async with CleanupClient(host=server.host, port=server.port, log=log) as client:
-                await server.connected_task
-        assert client.close_calls == 1
-        # ts_tcpip's close() calls close_client().
-        assert server.calls == ["close", "close_client"]
-
-
-async def test_explicit_close_is_not_repeated_on_exit(log: logging.Logger) -> None:
-    with anyio.fail_after(10):
-        async with CleanupController(port=0, log=log) as server:
-            await server.close()
-            await server.close()
-        assert server.calls == ["close", "close_client"] * 2
-
-
-async def test_run_ending_by_cancellation_calls_close(log: logging.Logger) -> None:
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            server = CleanupController(port=0, log=log)
-            await tg.start(server.run)
-            client = CleanupClient(host=server.host, port=server.port, log=log)
-            await tg.start(client.run)
+    async with CleanupController(port=0, log=log) as server:
+        async with CleanupClient(host=server.host, port=server.port, log=log) as client:
             await server.connected_task
-            tg.cancel_scope.cancel()
-        assert client.close_calls == 1
-        assert server.calls == ["close", "close_client"]
-        assert server.done_task.done()
+    assert client.close_calls == 1
+    # ts_tcpip's close() calls close_client().
+    assert server.calls == ["close", "close_client"]
 
 
+@deadline(10)
+async def test_explicit_close_is_not_repeated_on_exit(log: logging.Logger) -> None:
+    async with CleanupController(port=0, log=log) as server:
+        await server.close()
+        await server.close()
+    assert server.calls == ["close", "close_client"] * 2
+
+
+@deadline(10)
+async def test_run_ending_by_cancellation_calls_close(log: logging.Logger) -> None:
+    async with anyio.create_task_group() as tg:
+        server = CleanupController(port=0, log=log)
+        await tg.start(server.run)
+        client = CleanupClient(host=server.host, port=server.port, log=log)
+        await tg.start(client.run)
+        await server.connected_task
+        tg.cancel_scope.cancel()
+    assert client.close_calls == 1
+    assert server.calls == ["close", "close_client"]
+    assert server.done_task.done()
+
+
+@deadline(10)
 async def test_read_loop_error_and_heartbeat_silence_call_close_client(
     log: logging.Logger,
 ) -> None:
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(10):
-        async with CleanupController(
-            port=0,
-            log=log,
-            connect_callback=recorder,
-            run_heartbeat_monitor_task=True,
-            max_heartbeat_interval=0.3,
-        ) as server:
-            async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-                await recorder.assert_next(True)
-                await client.write_str("fail")
-                await recorder.assert_next(False)
-            assert server.calls == ["close_client"]
-            async with anytcpip.Client(host=server.host, port=server.port, log=log):
-                await recorder.assert_next(True)
-                await recorder.assert_next(False)  # silent: the monitor drops it
-            assert server.calls == ["close_client"] * 2
+    async with CleanupController(
+        port=0,
+        log=log,
+        connect_callback=recorder,
+        run_heartbeat_monitor_task=True,
+        max_heartbeat_interval=0.3,
+    ) as server:
+        async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
+            await recorder.assert_next(True)
+            await client.write_str("fail")
+            await recorder.assert_next(False)
+        assert server.calls == ["close_client"]
+        async with anytcpip.Client(host=server.host, port=server.port, log=log):
+            await recorder.assert_next(True)
+            await recorder.assert_next(False)  # silent: the monitor drops it
+        assert server.calls == ["close_client"] * 2
 
 
 # ----------------------------------------------------------------- item 4
 
 
+@deadline(10)
 async def test_awaiting_an_object_nobody_runs_fails_fast(log: logging.Logger) -> None:
     server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
     start = anyio.current_time()
-    with anyio.fail_after(10), pytest.raises(RuntimeError, match=r"async with obj:.*obj\.run"):
+    with pytest.raises(RuntimeError, match=r"async with obj:.*obj\.run"):
         await server.start_task
     assert anyio.current_time() - start < 3
 
 
+@deadline(20)
 async def test_awaiting_connected_task_before_start_warns_and_waits(
     log: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -367,18 +369,17 @@ async def test_awaiting_connected_task_before_start_warns_and_waits(
             r for r in caplog.records if r.levelno == logging.WARNING and "obj.run" in r.message
         ]
 
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(wait_for, server.connected_task, connected)
-            tg.start_soon(wait_for, server.done_task, closed)
-            tg.start_soon(wait_for, server.connected_task, connected)
-            while len(warnings()) < 2:
-                await anyio.sleep(0.05)
-            await tg.start(server.run)
-            async with anytcpip.Client(host=server.host, port=server.port, log=log):
-                await connected.wait()
-            await server.close()
-            await closed.wait()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait_for, server.connected_task, connected)
+        tg.start_soon(wait_for, server.done_task, closed)
+        tg.start_soon(wait_for, server.connected_task, connected)
+        while len(warnings()) < 2:
+            await anyio.sleep(0.05)
+        await tg.start(server.run)
+        async with anytcpip.Client(host=server.host, port=server.port, log=log):
+            await connected.wait()
+        await server.close()
+        await closed.wait()
     # One warning per OneShot (two waiters on connected_task, one on done_task).
     messages = [r.message for r in warnings()]
     assert len(messages) == 2, messages
@@ -386,14 +387,14 @@ async def test_awaiting_connected_task_before_start_warns_and_waits(
     assert any("done_task" in m for m in messages)
 
 
+@deadline(10)
 async def test_start_soon_then_await_start_task_still_works(log: logging.Logger) -> None:
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
-            tg.start_soon(server.run)
-            await server.start_task
-            assert server.port != 0
-            await server.close()
+    async with anyio.create_task_group() as tg:
+        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
+        tg.start_soon(server.run)
+        await server.start_task
+        assert server.port != 0
+        await server.close()
 
 
 # ----------------------------------------------------------------- item 5
@@ -442,31 +443,31 @@ class TelemetryController(anytcpip.OneClientReadLoopServer):
             await anyio.sleep(0.01)
 
 
+@deadline(10)
 async def test_tasks_started_from_the_connect_callback(
     log: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with anyio.fail_after(10):
-        async with TelemetryController(port=0, log=log) as server:
-            for number in range(2):
-                async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-                    assert await client.read_str() == f"telemetry {number}"
-                    assert await client.read_str() == f"telemetry {number}"
-                    await client.write_str("crash")
-                    await client.write_str("beat")
-                    assert await client.read_str() == f"telemetry {number}"
-            assert server.running_at_connect == [0, 0]
-            assert server.loops_started == 2
-            with anyio.fail_after(5):
-                while server.loops_running:
-                    await anyio.sleep(0.01)
-            # A start_soon task outlives the connection, until close().
-            beats = server.background_beats
-            while server.background_beats < beats + 3:
+    async with TelemetryController(port=0, log=log) as server:
+        for number in range(2):
+            async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
+                assert await client.read_str() == f"telemetry {number}"
+                assert await client.read_str() == f"telemetry {number}"
+                await client.write_str("crash")
+                await client.write_str("beat")
+                assert await client.read_str() == f"telemetry {number}"
+        assert server.running_at_connect == [0, 0]
+        assert server.loops_started == 2
+        with anyio.fail_after(5):
+            while server.loops_running:
                 await anyio.sleep(0.01)
-            with pytest.raises(ConnectionError):
-                server.start_connection_soon(server.telemetry_loop, 9)
-        with pytest.raises(RuntimeError, match="not running"):
-            server.start_soon(server.beat)
+        # A start_soon task outlives the connection, until close().
+        beats = server.background_beats
+        while server.background_beats < beats + 3:
+            await anyio.sleep(0.01)
+        with pytest.raises(ConnectionError):
+            server.start_connection_soon(server.telemetry_loop, 9)
+    with pytest.raises(RuntimeError, match="not running"):
+        server.start_soon(server.beat)
     assert "crash on purpose" in caplog.text
 
 
@@ -522,32 +523,32 @@ async def test_start_in_background_needs_asyncio(log: logging.Logger) -> None:
 # ----------------------------------------------------------------- item 7
 
 
+@deadline(20)
 async def test_close_client_is_prompt_and_loses_nothing(log: logging.Logger) -> None:
     """Against an idle ts_tcpip-style peer (it reads only later and never
     closes its side first), close_client() returns at once; what was written
     still arrives, and the next client is served at once."""
     tail = b"x" * 200_000
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(20):
-        async with anytcpip.OneClientServer(
-            host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=recorder
-        ) as server:
-            peer = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
-            async with peer:
-                await server.connected_task
-                await recorder.assert_next(True)
-                await server.write(tail)
-                start = time.perf_counter()
-                await server.close_client()
-                elapsed = time.perf_counter() - start
-                assert recorder.states == [True, False]
-                # The next client is served while the old one still drains.
-                async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
-                    with anyio.fail_after(1):
-                        await server.connected_task
-                    await client.write(b"n")
-                    assert await server.readexactly(1) == b"n"
-                    assert await receive_exactly(peer, len(tail)) == tail
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=recorder
+    ) as server:
+        peer = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
+        async with peer:
+            await server.connected_task
+            await recorder.assert_next(True)
+            await server.write(tail)
+            start = time.perf_counter()
+            await server.close_client()
+            elapsed = time.perf_counter() - start
+            assert recorder.states == [True, False]
+            # The next client is served while the old one still drains.
+            async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
+                with anyio.fail_after(1):
+                    await server.connected_task
+                await client.write(b"n")
+                assert await server.readexactly(1) == b"n"
+                assert await receive_exactly(peer, len(tail)) == tail
     # The issue's figure is 50 ms (measured: about 1 ms); allow for a loaded machine.
     assert elapsed < 0.25, f"close_client took {elapsed * 1000:.1f} ms"
 
@@ -590,20 +591,20 @@ def test_server_options_fail_in_the_constructor(
         anytcpip.TestOneClientReadLoopServer(port=0, log=log, **kwargs)
 
 
+@deadline(10)
 async def test_asyncio_server_kwargs_are_mapped(log: logging.Logger) -> None:
-    with anyio.fail_after(10):
-        async with anytcpip.OneClientServer(
-            host=anytcpip.LOCALHOST_IPV4,
-            port=0,
-            log=log,
-            reuse_address=True,
-            backlog=5,
-            family=socket.AF_INET,
-            limit=10,
-        ) as server:
-            async with anytcpip.Client(host=server.host, port=server.port, log=log, limit=10):
-                await server.connected_task
-                assert server.limit == 10
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4,
+        port=0,
+        log=log,
+        reuse_address=True,
+        backlog=5,
+        family=socket.AF_INET,
+        limit=10,
+    ) as server:
+        async with anytcpip.Client(host=server.host, port=server.port, log=log, limit=10):
+            await server.connected_task
+            assert server.limit == 10
 
 
 # ----------------------------------------------------------------- item 9
@@ -617,21 +618,21 @@ async def test_asyncio_server_kwargs_are_mapped(log: logging.Logger) -> None:
         pytest.param(("asyncio", {"debug": True, "use_uvloop": True}), id="asyncio+uvloop"),
     ],
 )
+@deadline(10)
 async def test_asyncio_wait_on_start_task(log: logging.Logger) -> None:
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
-            seen: list[anytcpip.OneShot] = []
-            server.start_task.add_done_callback(seen.append)
-            tg.start_soon(server.run)
-            # (For a type checker it is not a Future, hence the cast.)
-            done, pending = await asyncio.wait({cast(Any, server.start_task)}, timeout=5)
-            assert done == {server.start_task}
-            assert not pending
-            assert seen == [server.start_task]
-            assert not server.start_task.cancel()
-            assert not server.start_task.cancelled()
-            await server.close()
+    async with anyio.create_task_group() as tg:
+        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
+        seen: list[anytcpip.OneShot] = []
+        server.start_task.add_done_callback(seen.append)
+        tg.start_soon(server.run)
+        # (For a type checker it is not a Future, hence the cast.)
+        done, pending = await asyncio.wait({cast(Any, server.start_task)}, timeout=5)
+        assert done == {server.start_task}
+        assert not pending
+        assert seen == [server.start_task]
+        assert not server.start_task.cancel()
+        assert not server.start_task.cancelled()
+        await server.close()
 
 
 def test_constructor_options_are_typed(log: logging.Logger) -> None:

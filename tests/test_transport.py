@@ -7,7 +7,6 @@ stream. These tests make that a failure instead.
 
 from __future__ import annotations
 
-import logging
 import ssl
 from typing import Any
 
@@ -19,7 +18,7 @@ import anytcpip
 from anytcpip._transport_asyncio import AsyncioConnection
 from anytcpip._transport_stream import StreamConnection
 from anytcpip._transport_trio import TrioConnection
-from helpers import NET_TIMEOUT, server_and_client
+from helpers import ServerAndClient, deadline
 
 
 def expected_plain(anyio_backend: Any) -> type:
@@ -34,46 +33,48 @@ def conn_of(obj: anytcpip.BaseClientOrServer) -> Any:
 
 
 @pytest.mark.parametrize("monitor", [1.0, 0.0], ids=["monitor-on", "monitor-off"])
+@deadline()
 async def test_plain_tcp_gets_the_fast_path(
-    anyio_backend: Any, log: logging.Logger, monitor: float, caplog: pytest.LogCaptureFixture
+    anyio_backend: Any,
+    server_and_client: ServerAndClient,
+    monitor: float,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     kwargs = {"monitor_connection_interval": monitor}
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_and_client(log, server_kwargs=kwargs, client_kwargs=kwargs) as (
-            server,
-            client,
-        ):
-            expected = expected_plain(anyio_backend)
-            assert type(conn_of(server)) is expected
-            assert type(conn_of(client)) is expected
-            await client.write_str("ping")
-            assert await server.read_str() == "ping"
-            await server.write_str("pong")
-            assert await client.read_str() == "pong"
+    async with server_and_client(server_kwargs=kwargs, client_kwargs=kwargs) as (
+        server,
+        client,
+    ):
+        expected = expected_plain(anyio_backend)
+        assert type(conn_of(server)) is expected
+        assert type(conn_of(client)) is expected
+        await client.write_str("ping")
+        assert await server.read_str() == "ping"
+        await server.write_str("pong")
+        assert await client.read_str() == "pong"
     assert "fast path does not apply" not in caplog.text
 
 
 @pytest.mark.parametrize("monitor", [1.0, 0.0], ids=["monitor-on", "monitor-off"])
+@deadline()
 async def test_tls_gets_the_generic_stream(
-    anyio_backend: Any, log: logging.Logger, monitor: float
+    anyio_backend: Any, server_and_client: ServerAndClient, monitor: float
 ) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
     client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(client_context)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_and_client(
-            log,
-            server_kwargs={"ssl_context": server_context, "monitor_connection_interval": monitor},
-            client_kwargs={"ssl_context": client_context, "monitor_connection_interval": monitor},
-        ) as (server, client):
-            for obj in (server, client):
-                conn = conn_of(obj)
-                assert type(conn) is StreamConnection
-                assert conn._transport_w is None
-            await client.write_str("ping")
-            assert await server.read_str() == "ping"
+    async with server_and_client(
+        server_kwargs={"ssl_context": server_context, "monitor_connection_interval": monitor},
+        client_kwargs={"ssl_context": client_context, "monitor_connection_interval": monitor},
+    ) as (server, client):
+        for obj in (server, client):
+            conn = conn_of(obj)
+            assert type(conn) is StreamConnection
+            assert conn._transport_w is None
+        await client.write_str("ping")
+        assert await server.read_str() == "ping"
 
 
 async def test_tls_accept_pauses_the_asyncio_transport(anyio_backend: Any) -> None:

@@ -15,7 +15,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import anytcpip
-from helpers import NET_TIMEOUT, ShortStruct, rst_close, struct_fields
+from helpers import ShortStruct, deadline, rst_close, struct_fields
 
 ARRAY_LEN = 5
 
@@ -106,44 +106,44 @@ async def check_read_write(
         assert struct_fields(received) == struct_fields(sent), why
 
 
+@deadline()
 async def test_read_write_both_ways() -> None:
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with stream_pair() as (a, b):
-            await check_read_write(rng, BufferedByteReceiveStream(a), b, f"seed={seed}")
-            await check_read_write(rng, BufferedByteReceiveStream(b), a, f"seed={seed}")
+    async with stream_pair() as (a, b):
+        await check_read_write(rng, BufferedByteReceiveStream(a), b, f"seed={seed}")
+        await check_read_write(rng, BufferedByteReceiveStream(b), a, f"seed={seed}")
 
 
+@deadline()
 async def test_write_from_several_structs_in_one_send() -> None:
     first = ShortStruct(seq=1, stamp=2, angle=3.0, level=4.0)
     second = ShortStruct(seq=5, stamp=6, angle=7.0, level=8.0)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with stream_pair() as (a, b):
-            await anytcpip.write_from(a, first, second)
-            await a.send_eof()
-            # One buffered stream: everything arrives in order.
-            buffered = BufferedByteReceiveStream(b)
-            for expected in (first, second):
-                got = ShortStruct()
-                await anytcpip.read_into(buffered, got)
-                assert struct_fields(got) == struct_fields(expected)
-            with pytest.raises(anyio.EndOfStream):
-                await buffered.receive()
+    async with stream_pair() as (a, b):
+        await anytcpip.write_from(a, first, second)
+        await a.send_eof()
+        # One buffered stream: everything arrives in order.
+        buffered = BufferedByteReceiveStream(b)
+        for expected in (first, second):
+            got = ShortStruct()
+            await anytcpip.read_into(buffered, got)
+            assert struct_fields(got) == struct_fields(expected)
+        with pytest.raises(anyio.EndOfStream):
+            await buffered.receive()
 
 
+@deadline()
 async def test_read_into_incomplete() -> None:
     sent = bytes(ShortStruct(seq=7))
-    with anyio.fail_after(NET_TIMEOUT):
-        async with stream_pair() as (a, b):
-            await a.send(sent[:5])
-            await a.send_eof()
-            got = ShortStruct()
-            with pytest.raises(anytcpip.IncompleteReadError) as info:
-                await anytcpip.read_into(BufferedByteReceiveStream(b), got)
-            assert info.value.partial == sent[:5]
-            assert info.value.expected == len(sent)
-            assert struct_fields(got) == [0, 0, 0.0, 0.0]
+    async with stream_pair() as (a, b):
+        await a.send(sent[:5])
+        await a.send_eof()
+        got = ShortStruct()
+        with pytest.raises(anytcpip.IncompleteReadError) as info:
+            await anytcpip.read_into(BufferedByteReceiveStream(b), got)
+        assert info.value.partial == sent[:5]
+        assert info.value.expected == len(sent)
+        assert struct_fields(got) == [0, 0, 0.0, 0.0]
 
 
 async def test_read_into_any_receive_exactly() -> None:
@@ -165,51 +165,51 @@ async def test_read_into_any_receive_exactly() -> None:
     assert struct_fields(got) == struct_fields(sent)
 
 
+@deadline()
 async def test_read_into_reset_is_connection_error() -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with stream_pair() as (a, b):
-            await rst_close(a)
-            with pytest.raises(ConnectionError):
-                await anytcpip.read_into(BufferedByteReceiveStream(b), ShortStruct())
+    async with stream_pair() as (a, b):
+        await rst_close(a)
+        with pytest.raises(ConnectionError):
+            await anytcpip.read_into(BufferedByteReceiveStream(b), ShortStruct())
 
 
+@deadline()
 async def test_write_from_closed_stream_is_connection_error() -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with stream_pair() as (a, _):
-            await a.aclose()
-            with pytest.raises(ConnectionError):
-                await anytcpip.write_from(a, ShortStruct())
+    async with stream_pair() as (a, _):
+        await a.aclose()
+        with pytest.raises(ConnectionError):
+            await anytcpip.write_from(a, ShortStruct())
 
 
+@deadline()
 async def test_close_stream() -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with stream_pair() as (a, b):
-            await anytcpip.close_stream(a)
-            with pytest.raises(anyio.ClosedResourceError):
-                await a.send(b"x")
-            # Again, and on None: no error.
-            await anytcpip.close_stream(a)
-            await anytcpip.close_stream(None)
-            with pytest.raises(anyio.EndOfStream):
-                await b.receive()
+    async with stream_pair() as (a, b):
+        await anytcpip.close_stream(a)
+        with pytest.raises(anyio.ClosedResourceError):
+            await a.send(b"x")
+        # Again, and on None: no error.
+        await anytcpip.close_stream(a)
+        await anytcpip.close_stream(None)
+        with pytest.raises(anyio.EndOfStream):
+            await b.receive()
 
 
+@deadline()
 async def test_close_stream_after_reset() -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with stream_pair() as (a, b):
-            await rst_close(a)
-            with pytest.raises(anyio.BrokenResourceError):
-                await b.receive()
-            await anytcpip.close_stream(b)
-            with pytest.raises(anyio.ClosedResourceError):
-                await b.send(b"x")
+    async with stream_pair() as (a, b):
+        await rst_close(a)
+        with pytest.raises(anyio.BrokenResourceError):
+            await b.receive()
+        await anytcpip.close_stream(b)
+        with pytest.raises(anyio.ClosedResourceError):
+            await b.send(b"x")
 
 
+@deadline()
 async def test_close_stream_in_a_cancelled_scope() -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with stream_pair() as (a, _):
-            with anyio.CancelScope() as scope:
-                scope.cancel()
-                await anytcpip.close_stream(a)
-            with pytest.raises(anyio.ClosedResourceError):
-                await a.send(b"x")
+    async with stream_pair() as (a, _):
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await anytcpip.close_stream(a)
+        with pytest.raises(anyio.ClosedResourceError):
+            await a.send(b"x")

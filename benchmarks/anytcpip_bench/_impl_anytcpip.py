@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from . import _workloads
 from ._common import (
     ACK,
     BULK_CHUNK,
@@ -28,12 +30,9 @@ from ._common import (
     BenchStruct,
     BulkChecker,
     ValidationError,
-    bulk_chunk,
     check_echo,
     check_struct,
     current_rss,
-    echo_message,
-    fill_struct,
     line_text,
 )
 
@@ -73,6 +72,28 @@ def _new_client(port: int, **kwargs: Any) -> anytcpip.Client:
     return client
 
 
+def _channel(obj: Any) -> _workloads.Channel:
+    """The library's own methods, bound: nothing in between."""
+    s = BenchStruct()
+    return _workloads.Channel(
+        read_str=obj.read_str,
+        str_of=None,
+        read_json=obj.read_json,
+        json_of=None,
+        read_struct=obj.read_into,
+        struct_arg=s,
+        struct_of=None,
+        struct=s,
+        read=obj.read,
+        end_of_stream=(),
+        read_exactly=obj.readexactly,
+        write_str=obj.write_str,
+        write_json=obj.write_json,
+        write_struct=obj.write_from,
+        write=obj.write,
+    )
+
+
 # ----------------------------------------------------------------- server
 
 
@@ -83,23 +104,23 @@ async def server(cfg: dict[str, Any], ready: Callable[[int], None]) -> dict[str,
         return await _serve_hangup(cfg, ready)
     if workload == "flood":
         return await _serve_flood(cfg, ready)
-    n = cfg["n"]
     if cfg.get("server") == "direct":
-        return await _serve_direct(workload, n, ready)
-    return await _serve_read_loop(workload, n, ready)
+        return await _serve_direct(cfg, ready)
+    return await _serve_read_loop(workload, cfg["n"], ready)
 
 
-async def _serve_direct(workload: str, n: int, ready: Callable[[int], None]) -> dict[str, Any]:
+async def _serve_direct(cfg: dict[str, Any], ready: Callable[[int], None]) -> dict[str, Any]:
     """A ``OneClientServer`` read in one loop by the benchmark itself (the old
     measure: it skips the read loop's per-message work that users pay)."""
-    async with _new_server() as srv:
-        ready(srv.port)
-        await srv.connected_task
-        rss_start = current_rss()
-        result = await _RECEIVERS[workload](srv, n)
-        result["rss_growth"] = current_rss() - rss_start
-        await srv.write(ACK)
-    return result
+
+    @asynccontextmanager
+    async def accept() -> AsyncIterator[_workloads.Channel]:
+        async with _new_server() as srv:
+            ready(srv.port)
+            await srv.connected_task
+            yield _channel(srv)
+
+    return await _workloads.receive(cfg, accept())
 
 
 class _Receiver:
@@ -202,62 +223,6 @@ async def _serve_read_loop(workload: str, n: int, ready: Callable[[int], None]) 
     return result
 
 
-async def _receive_echo(srv: anytcpip.OneClientServer, n: int) -> dict[str, Any]:
-    read_json = srv.read_json
-    write_json = srv.write_json
-    for i in range(n):
-        obj = await read_json()
-        check_echo(obj, i)
-        await write_json(obj)
-    return {}
-
-
-async def _receive_lines(srv: anytcpip.OneClientServer, n: int) -> dict[str, Any]:
-    read_str = srv.read_str
-    if await read_str() != line_text(0):
-        raise ValidationError("line 0 is wrong")
-    start = time.perf_counter()
-    for i in range(1, n):
-        line = await read_str()
-        if line != line_text(i):
-            raise ValidationError(f"line {i}: got {line!r}")
-    return {"elapsed": time.perf_counter() - start, "count": n - 1}
-
-
-async def _receive_structs(srv: anytcpip.OneClientServer, n: int) -> dict[str, Any]:
-    read_into = srv.read_into
-    s = BenchStruct()
-    await read_into(s)
-    check_struct(s, 0)
-    start = time.perf_counter()
-    for i in range(1, n):
-        await read_into(s)
-        check_struct(s, i)
-    return {"elapsed": time.perf_counter() - start, "count": n - 1}
-
-
-async def _receive_bulk(srv: anytcpip.OneClientServer, total: int) -> dict[str, Any]:
-    checker = BulkChecker(total)
-    read = srv.read
-    first = await read(BULK_CHUNK)
-    checker.check(first)
-    start = time.perf_counter()
-    while checker.offset < total:
-        piece = await read(BULK_CHUNK)
-        if not piece:
-            raise ValidationError(f"bulk: stream ended at {checker.offset} of {total}")
-        checker.check(piece)
-    return {"elapsed": time.perf_counter() - start, "count": total - len(first)}
-
-
-_RECEIVERS = {
-    "echo": _receive_echo,
-    "lines": _receive_lines,
-    "structs": _receive_structs,
-    "bulk": _receive_bulk,
-}
-
-
 async def _serve_hangup(cfg: dict[str, Any], ready: Callable[[int], None]) -> dict[str, Any]:
     n = cfg["n"]
     noticed: list[int] = []
@@ -297,100 +262,17 @@ async def _serve_flood(cfg: dict[str, Any], ready: Callable[[int], None]) -> dic
 async def client(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run the sending end of ``cfg["workload"]``; return its measurements."""
     workload = cfg["workload"]
-    port = cfg["port"]
     if workload == "hangup":
-        return await _hang_up(cfg, port)
+        return await _workloads.hang_up(cfg, _connect, anyio.sleep)
     if workload == "stall":
-        return await _stall(cfg, port)
-    n = cfg["n"]
-    bad = cfg.get("fault_at", -1)
-    fault = cfg.get("fault")
+        return await _stall(cfg, cfg["port"])
+    return await _workloads.send(cfg, _connect(cfg["port"]))
+
+
+@asynccontextmanager
+async def _connect(port: int) -> AsyncIterator[_workloads.Channel]:
     async with _new_client(port) as cli:
-        rss_start = current_rss()
-        result = await _SENDERS[workload](cli, n, bad, fault)
-        result["rss_growth"] = current_rss() - rss_start
-        if await cli.readexactly(1) != ACK:
-            raise ValidationError("no acknowledgement from the receiver")
-    return result
-
-
-async def _send_echo(cli: anytcpip.Client, n: int, bad: int, fault: str | None) -> dict[str, Any]:
-    write_json = cli.write_json
-    read_json = cli.read_json
-    clock = time.perf_counter_ns
-    samples = [0] * n
-    for i in range(n):
-        msg = echo_message(i)
-        if i == bad:
-            msg["payload"] = "corrupted"
-        t0 = clock()
-        await write_json(msg)
-        reply = await read_json()
-        samples[i] = clock() - t0
-        if reply != msg:
-            raise ValidationError(f"echo {i}: sent {msg!r}, got back {reply!r}")
-    return {"samples_ns": samples}
-
-
-async def _send_lines(cli: anytcpip.Client, n: int, bad: int, fault: str | None) -> dict[str, Any]:
-    write_str = cli.write_str
-    for i in range(n):
-        if i == bad:
-            if fault == "drop":
-                continue
-            await write_str(line_text(i)[:-1] + "?")
-            continue
-        await write_str(line_text(i))
-    return {}
-
-
-async def _send_structs(
-    cli: anytcpip.Client, n: int, bad: int, fault: str | None
-) -> dict[str, Any]:
-    write_from = cli.write_from
-    s = BenchStruct()
-    for i in range(n):
-        fill_struct(s, i)
-        if i == bad:
-            if fault == "drop":
-                continue
-            s.value = -1.0
-        await write_from(s)
-    return {}
-
-
-async def _send_bulk(
-    cli: anytcpip.Client, total: int, bad: int, fault: str | None
-) -> dict[str, Any]:
-    write = cli.write
-    for k in range(total // BULK_CHUNK):
-        chunk = bulk_chunk(k)
-        if k == bad:
-            if fault == "drop":
-                continue
-            chunk = chunk[:100] + bytes([chunk[100] ^ 1]) + chunk[101:]
-        await write(chunk)
-    return {}
-
-
-_SENDERS = {
-    "echo": _send_echo,
-    "lines": _send_lines,
-    "structs": _send_structs,
-    "bulk": _send_bulk,
-}
-
-
-async def _hang_up(cfg: dict[str, Any], port: int) -> dict[str, Any]:
-    closed: list[int] = []
-    for _ in range(cfg["n"]):
-        async with _new_client(port) as cli:
-            if await cli.readexactly(1) != READY:
-                raise ValidationError("hangup: no ready byte")
-            await anyio.sleep(cfg["settle"])
-            closed.append(time.perf_counter_ns())
-        await anyio.sleep(cfg["gap"])
-    return {"closed_ns": closed}
+        yield _channel(cli)
 
 
 async def _stall(cfg: dict[str, Any], port: int) -> dict[str, Any]:

@@ -9,9 +9,7 @@ This module needs pytest (the rest of anytcpip does not).
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import ctypes
 import functools
 import inspect
 import logging
@@ -34,8 +32,11 @@ except ImportError as exc:  # pragma: no cover - tested in a subprocess
 from . import _backends
 from ._base import BaseClientOrServer
 from ._client import Client
+from ._conformance import check_read_write_methods
 from ._constants import DEFAULT_LOCALHOST
 from ._one_client_server import OneClientServer
+from ._recorder import STD_TIMEOUT as _STD_TIMEOUT
+from ._recorder import ConnectRecorder
 from ._test_server import TestOneClientReadLoopServer
 
 if TYPE_CHECKING:
@@ -72,8 +73,9 @@ def _installed(name: str) -> bool:
     return _backends.get(name).installed
 
 
+# (The value lives in _recorder, whose recorder uses it; named here for the docs.)
 #: Default time limit (seconds) for waiting on a connection or a callback.
-STD_TIMEOUT = 2.0
+STD_TIMEOUT = _STD_TIMEOUT
 
 
 def available_backends() -> list[ParameterSet]:
@@ -87,146 +89,6 @@ def available_backends() -> list[ParameterSet]:
             return request.param
     """
     return [pytest.param(b.anyio_backend(), id=b.name) for b in _backends.available()]
-
-
-class ConnectRecorder:
-    """Records each call of a connect callback, for tests to check in order.
-
-    Pass the recorder itself, or its bound method ``recorder.callback`` (do
-    not call it), as ``connect_callback=``, then
-    ``await recorder.assert_next(True)``.
-
-    Parameters
-    ----------
-    timeout : `float`, optional
-        How long :meth:`next`, :meth:`assert_next` and :meth:`wait_count`
-        wait when not told otherwise (seconds).
-    raise_error : `bool`, optional
-        Make every call raise `RuntimeError` after recording (to test how a
-        failing callback is handled); can be changed later.
-    """
-
-    def __init__(self, *, timeout: float = STD_TIMEOUT, raise_error: bool = False) -> None:
-        #: Every ``connected`` value recorded so far, oldest first (including
-        #: those taken by :meth:`next`).
-        self.history: list[bool] = []
-        #: The object each call was made for, in the same order.
-        self.objects: list[BaseClientOrServer] = []
-        #: The time (:func:`anyio.current_time`) of each call, in the same order.
-        self.times: list[float] = []
-        #: Whether a call raises `RuntimeError` after recording.
-        self.raise_error = raise_error
-        #: The default time limit of the waiting methods (seconds).
-        self.timeout = timeout
-        self._pending: collections.deque[bool] = collections.deque()
-        self._waiter: anyio.Event | None = None
-
-    @property
-    def states(self) -> list[bool]:
-        """The same list as :attr:`history`."""
-        return self.history
-
-    async def callback(self, obj: BaseClientOrServer) -> None:
-        """A connect callback that records ``obj.connected``.
-
-        Raises
-        ------
-        RuntimeError
-            If :attr:`raise_error` is true (after recording).
-        """
-        self.history.append(obj.connected)
-        self.objects.append(obj)
-        self.times.append(anyio.current_time())
-        self._pending.append(obj.connected)
-        if self._waiter is not None:
-            self._waiter.set()
-            self._waiter = None
-        if self.raise_error:
-            raise RuntimeError("connect_callback raising on purpose")
-
-    async def __call__(self, obj: BaseClientOrServer) -> None:
-        """The same as :meth:`callback`, so the recorder itself can be passed.
-
-        Raises
-        ------
-        RuntimeError
-            If :attr:`raise_error` is true (after recording).
-        """
-        await self.callback(obj)
-
-    def clear(self) -> None:
-        """Forget everything recorded."""
-        self.history.clear()
-        self.objects.clear()
-        self.times.clear()
-        self._pending.clear()
-
-    @property
-    def pending(self) -> int:
-        """How many recorded values have not been taken by :meth:`next`."""
-        return len(self._pending)
-
-    async def _changed(self) -> None:
-        if self._waiter is None:
-            self._waiter = anyio.Event()
-        await self._waiter.wait()
-
-    async def next(self, timeout: float | None = None) -> bool:
-        """Take the oldest value not yet taken, waiting for one.
-
-        Raises
-        ------
-        TimeoutError
-            If no callback comes within ``timeout`` seconds (default:
-            the recorder's ``timeout``).
-        """
-        with anyio.fail_after(self.timeout if timeout is None else timeout):
-            while not self._pending:
-                await self._changed()
-        return self._pending.popleft()
-
-    async def assert_next(self, connected: bool, timeout: float | None = None) -> None:
-        """Assert that the next recorded value is ``connected``.
-
-        Raises
-        ------
-        AssertionError
-            If it is not.
-        TimeoutError
-            If no callback comes within ``timeout`` seconds (default:
-            the recorder's ``timeout``).
-        """
-        value = await self.next(timeout)
-        assert value == connected, f"connect_callback saw connected={value}, expected {connected}"
-
-    async def wait_count(self, n: int, timeout: float | None = None) -> list[bool]:
-        """Wait until at least ``n`` calls were recorded; return :attr:`history`.
-
-        Raises
-        ------
-        TimeoutError
-            If fewer than ``n`` calls come within ``timeout`` seconds
-            (default: the recorder's ``timeout``).
-        """
-        limit = self.timeout if timeout is None else timeout
-        with anyio.move_on_after(limit):
-            while len(self.history) < n:
-                await self._changed()
-        if len(self.history) < n:
-            raise TimeoutError(f"expected {n} callbacks within {limit} s, got {self.history}")
-        return self.history
-
-    def assert_alternating(self) -> None:
-        """Assert that the calls alternate connected / disconnected, starting
-        with connected.
-
-        Raises
-        ------
-        AssertionError
-            If they do not.
-        """
-        for i, state in enumerate(self.history):
-            assert state == (i % 2 == 0), f"callbacks do not alternate: {self.history}"
 
 
 class _ServerTestSupport(Generic[ServerT]):
@@ -549,139 +411,3 @@ class ClientFactory(Protocol):
     async def __call__(
         self, server: OneClientServer, *, wait_connected: bool = True, **kwargs: Any
     ) -> Client: ...
-
-
-class _Telemetry(ctypes.Structure):
-    """The binary message of :func:`check_read_write_methods`."""
-
-    _pack_ = 1
-    _fields_ = [
-        ("sequence", ctypes.c_uint16),
-        ("time_ns", ctypes.c_int64),
-        ("elevation", ctypes.c_double),
-        ("torques", ctypes.c_float * 3),
-    ]
-
-
-def _fields(value: ctypes.Structure) -> list[Any]:
-    out = []
-    for name, *_ in value._fields_:
-        item = getattr(value, name)
-        out.append(list(item) if isinstance(item, ctypes.Array) else item)
-    return out
-
-
-#: The encodings and terminators :func:`check_read_write_methods` goes through.
-_CHECK_ENCODINGS = ("utf-8", "utf-16", "utf-32", "latin-1")
-_CHECK_TERMINATORS = (b"\r\n", b"\n", b"\n\r", b"<EOM>")
-
-
-async def check_read_write_methods(
-    one: BaseClientOrServer, other: BaseClientOrServer, *, timeout: float = 10 * STD_TIMEOUT
-) -> None:
-    """Check that every read and write method works, in both directions,
-    between two connected objects (a server and the client connected to it).
-
-    Each write method (``write``, ``writelines``, ``write_from``,
-    ``write_str``, ``write_json``) of one object sends data that each read
-    method (``read``, ``readexactly``, ``readline``, ``readuntil``,
-    ``read_into``, ``read_str``, ``read_json``) of the other must return
-    exactly; then the roles swap. The text messages go through several
-    encodings and terminators; both objects get their ``encoding``,
-    ``read_terminator`` and ``write_terminator`` back afterwards. Run it on a
-    custom transport or subclass to check it behaves like the built-in ones.
-
-    Parameters
-    ----------
-    one, other : `BaseClientOrServer`
-        Two connected objects, each the peer of the other, with the same
-        ``encoding`` and ``terminator``; nothing may be buffered unread.
-    timeout : `float`, optional
-        The longest the whole check may take (seconds).
-
-    Raises
-    ------
-    AssertionError
-        If data read differs from data written, or the two objects disagree
-        on ``encoding`` or ``terminator`` when called.
-    TimeoutError
-        If the check takes longer than ``timeout``.
-    """
-    assert one.encoding == other.encoding, (one.encoding, other.encoding)
-    assert one.terminator == other.terminator, (one.terminator, other.terminator)
-    with anyio.fail_after(timeout):
-        for writer, reader in ((one, other), (other, one)):
-            await _check_one_way(writer, reader)
-
-
-async def _check_one_way(writer: BaseClientOrServer, reader: BaseClientOrServer) -> None:
-    where = f"{type(writer).__name__} -> {type(reader).__name__}"
-    text = "voilà \u00e9t\u00e9 \u2603 \U0001f52d"
-    payload = text.encode() + bytes(range(256))
-
-    await writer.write(payload)
-    got = await reader.readexactly(len(payload))
-    assert got == payload, f"{where}: write / readexactly"
-
-    # read(n) may return less than n: gather it, asking for more than there is.
-    await writer.write(payload)
-    got = b""
-    while len(got) < len(payload):
-        chunk = await reader.read(2 * len(payload) - len(got))
-        assert chunk, f"{where}: read returned b'' on an open connection"
-        got += chunk
-    assert got == payload, f"{where}: write / read"
-
-    line = text.encode() + b" readline\n"
-    await writer.writelines([line[:1], line[1:7], b"", line[7:]])
-    got = await reader.readline()
-    assert got == line, f"{where}: writelines / readline"
-
-    marker = b"--end--"
-    chunk = text.encode() + b" readuntil" + marker
-    await writer.write(chunk)
-    got = await reader.readuntil(marker)
-    assert got == chunk, f"{where}: write / readuntil"
-
-    first = _Telemetry(sequence=65535, time_ns=-(2**63), elevation=89.75)
-    first.torques[:] = [0.5, -1.25, 3e10]
-    second = _Telemetry(sequence=1, time_ns=2**62, elevation=-1e-300)
-    await writer.write_from(first, second)
-    for sent in (first, second):
-        received = _Telemetry()
-        await reader.read_into(received)
-        assert _fields(received) == _fields(sent), f"{where}: write_from / read_into"
-
-    saved = [(obj.encoding, obj.read_terminator, obj.write_terminator) for obj in (writer, reader)]
-    try:
-        for encoding in _CHECK_ENCODINGS:
-            message = text if encoding != "latin-1" else "voilà été"
-            for terminator in _CHECK_TERMINATORS:
-                case = f"{where}, encoding={encoding}, terminator={terminator!r}"
-                for obj in (writer, reader):
-                    obj.encoding = encoding
-                    obj.terminator = terminator
-
-                await writer.write_str(message)
-                got_str = await reader.read_str()
-                assert got_str == message, f"{case}: write_str / read_str"
-
-                await writer.write(message.encode(encoding) + terminator)
-                got_str = await reader.read_str()
-                assert got_str == message, f"{case}: write / read_str"
-
-                await writer.write_str(message)
-                got = await reader.readuntil(terminator)
-                assert got == message.encode(encoding) + terminator, f"{case}: readuntil"
-
-                document = {"text": message, "values": [1, -2.5, None, True], "nested": {}}
-                await writer.write_json(document)
-                got_json = await reader.read_json()
-                assert got_json == document, f"{case}: write_json / read_json"
-    finally:
-        for obj, (encoding, read_term, write_term) in zip((writer, reader), saved, strict=True):
-            obj.encoding, obj.read_terminator, obj.write_terminator = (
-                encoding,
-                read_term,
-                write_term,
-            )

@@ -18,6 +18,7 @@ import pytest
 import trustme
 
 import anytcpip
+from helpers import deadline
 
 from .harness import TEST_TIMEOUT, get_seed
 
@@ -171,6 +172,7 @@ async def flood(obj: anytcpip.BaseClientOrServer) -> None:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("role", ROLES)
+@deadline(TEST_TIMEOUT)
 async def test_close_while_peer_sends_delivers_everything(
     log: logging.Logger, role: str, transport: str, tls_contexts: TlsContexts
 ) -> None:
@@ -178,25 +180,25 @@ async def test_close_while_peer_sends_delivers_everything(
     never read: the peer still gets the whole 1 MiB (no reset)."""
     size = 1 << 20
     payload = bytes(range(256)) * (size // 256)
-    with anyio.fail_after(TEST_TIMEOUT):
-        async with connected_pair(log, transport, tls_contexts, linger=5) as (server, client):
-            obj, peer = (server, client) if role == "server" else (client, server)
-            received: list[bytes] = []
+    async with connected_pair(log, transport, tls_contexts, linger=5) as (server, client):
+        obj, peer = (server, client) if role == "server" else (client, server)
+        received: list[bytes] = []
 
-            async def receive() -> None:
-                received.append(await peer.readexactly(size))
+        async def receive() -> None:
+            received.append(await peer.readexactly(size))
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(flood, peer)
-                tg.start_soon(receive)
-                # Let the flood get going, so our receive side is full.
-                await anyio.sleep(0.1)
-                await obj.write(payload)
-                await close_end(obj)
-            assert received == [payload]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(flood, peer)
+            tg.start_soon(receive)
+            # Let the flood get going, so our receive side is full.
+            await anyio.sleep(0.1)
+            await obj.write(payload)
+            await close_end(obj)
+        assert received == [payload]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+@deadline(TEST_TIMEOUT)
 async def test_concurrent_writes_before_close_all_arrive(
     log: logging.Logger, transport: str, tls_contexts: TlsContexts
 ) -> None:
@@ -204,43 +206,42 @@ async def test_concurrent_writes_before_close_all_arrive(
     returned before close() all reach the peer, in order."""
     seed = get_seed()
     rng = random.Random(seed)
-    with anyio.fail_after(TEST_TIMEOUT):
-        async with connected_pair(log, transport, tls_contexts, linger=5) as (server, client):
-            written: dict[int, int] = {}
-            seen: dict[int, list[int]] = {w: [] for w in range(8)}
+    async with connected_pair(log, transport, tls_contexts, linger=5) as (server, client):
+        written: dict[int, int] = {}
+        seen: dict[int, list[int]] = {w: [] for w in range(8)}
 
-            async def writer(w: int) -> None:
-                written[w] = 0
-                try:
-                    while True:
-                        await client.write_str(f"{w}:{written[w]}:" + "x" * rng.randrange(200))
-                        written[w] += 1
-                        if rng.random() < 0.3:
-                            await anyio.lowlevel.checkpoint()
-                except ConnectionError:
-                    pass
+        async def writer(w: int) -> None:
+            written[w] = 0
+            try:
+                while True:
+                    await client.write_str(f"{w}:{written[w]}:" + "x" * rng.randrange(200))
+                    written[w] += 1
+                    if rng.random() < 0.3:
+                        await anyio.lowlevel.checkpoint()
+            except ConnectionError:
+                pass
 
-            async def reader() -> None:
-                try:
-                    while True:
-                        w, n, _ = (await server.read_str()).split(":")
-                        seen[int(w)].append(int(n))
-                except (ConnectionError, anytcpip.IncompleteReadError):
-                    pass
+        async def reader() -> None:
+            try:
+                while True:
+                    w, n, _ = (await server.read_str()).split(":")
+                    seen[int(w)].append(int(n))
+            except (ConnectionError, anytcpip.IncompleteReadError):
+                pass
 
-            async def server_flood() -> None:
-                await flood(server)
+        async def server_flood() -> None:
+            await flood(server)
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(server_flood)
-                for _ in range(4):
-                    tg.start_soon(reader)
-                async with anyio.create_task_group() as writers:
-                    for w in range(8):
-                        writers.start_soon(writer, w)
-                    await anyio.sleep(rng.uniform(0.05, 0.2))
-                    await client.close()
-            for w in range(8):
-                # The last write may have been cut by the close (raised).
-                assert seen[w] == list(range(len(seen[w]))), f"seed={seed} writer {w}"
-                assert len(seen[w]) >= written[w], f"seed={seed} writer {w}: {written[w]} written"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server_flood)
+            for _ in range(4):
+                tg.start_soon(reader)
+            async with anyio.create_task_group() as writers:
+                for w in range(8):
+                    writers.start_soon(writer, w)
+                await anyio.sleep(rng.uniform(0.05, 0.2))
+                await client.close()
+        for w in range(8):
+            # The last write may have been cut by the close (raised).
+            assert seen[w] == list(range(len(seen[w]))), f"seed={seed} writer {w}"
+            assert len(seen[w]) >= written[w], f"seed={seed} writer {w}: {written[w]} written"

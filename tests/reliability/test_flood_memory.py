@@ -14,6 +14,7 @@ import trustme
 from anyio.streams.tls import TLSStream
 
 import anytcpip
+from helpers import deadline
 
 from .harness import TEST_TIMEOUT, open_raw
 
@@ -56,22 +57,23 @@ async def push_until_held_back(peer: anyio.abc.ByteSendStream) -> int:
 
 
 @pytest.mark.parametrize("monitor", [0.1, 0], ids=["monitor", "no-monitor"])
+@deadline(TEST_TIMEOUT)
 async def test_unread_flood_is_bounded(log: logging.Logger, monitor: float) -> None:
     limit = 1 << 16
-    with anyio.fail_after(TEST_TIMEOUT):
-        async with open_raw(
-            "server", log, limit=limit, monitor_connection_interval=monitor, linger=0.2
-        ) as rp:
-            sock = rp.raw.extra(anyio.abc.SocketAttribute.raw_socket)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
-            pushed = await push_until_held_back(rp.raw)
-            held = bytes_held(rp.obj)
-            assert held <= limit + BIGGEST_CHUNK, f"{held} bytes held after pushing {pushed}"
-            # What is held is still readable, in order.
-            assert await rp.obj.readexactly(1000) == b"f" * 1000
+    async with open_raw(
+        "server", log, limit=limit, monitor_connection_interval=monitor, linger=0.2
+    ) as rp:
+        sock = rp.raw.extra(anyio.abc.SocketAttribute.raw_socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+        pushed = await push_until_held_back(rp.raw)
+        held = bytes_held(rp.obj)
+        assert held <= limit + BIGGEST_CHUNK, f"{held} bytes held after pushing {pushed}"
+        # What is held is still readable, in order.
+        assert await rp.obj.readexactly(1000) == b"f" * 1000
 
 
 @pytest.mark.parametrize("monitor", [0.1, 0], ids=["monitor", "no-monitor"])
+@deadline(TEST_TIMEOUT)
 async def test_unread_tls_flood_is_bounded(log: logging.Logger, monitor: float) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -79,24 +81,23 @@ async def test_unread_tls_flood_is_bounded(log: logging.Logger, monitor: float) 
     client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(client_context)
     limit = 1 << 16
-    with anyio.fail_after(TEST_TIMEOUT):
-        async with (
-            anytcpip.OneClientServer(
-                host=anytcpip.LOCALHOST_IPV4,
-                port=0,
-                log=log,
-                limit=limit,
-                monitor_connection_interval=monitor,
-                linger=0.2,
-                ssl_context=server_context,
-            ) as server,
-            await anyio.connect_tcp(
-                anytcpip.LOCALHOST_IPV4, server.port, ssl_context=client_context
-            ) as peer,
-        ):
-            await server.connected_task
-            pushed = await push_until_held_back(peer)
-            # TLS records add a little to each chunk.
-            held = bytes_held(server)
-            assert held <= limit + 2 * BIGGEST_CHUNK, f"{held} bytes held after pushing {pushed}"
-            assert await server.readexactly(1000) == b"f" * 1000
+    async with (
+        anytcpip.OneClientServer(
+            host=anytcpip.LOCALHOST_IPV4,
+            port=0,
+            log=log,
+            limit=limit,
+            monitor_connection_interval=monitor,
+            linger=0.2,
+            ssl_context=server_context,
+        ) as server,
+        await anyio.connect_tcp(
+            anytcpip.LOCALHOST_IPV4, server.port, ssl_context=client_context
+        ) as peer,
+    ):
+        await server.connected_task
+        pushed = await push_until_held_back(peer)
+        # TLS records add a little to each chunk.
+        held = bytes_held(server)
+        assert held <= limit + 2 * BIGGEST_CHUNK, f"{held} bytes held after pushing {pushed}"
+        assert await server.readexactly(1000) == b"f" * 1000

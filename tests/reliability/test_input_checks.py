@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 import anytcpip
+from helpers import deadline
 
 from .harness import TEST_TIMEOUT, open_raw
 from .payloads import ShortStruct
@@ -21,6 +22,7 @@ ROLES = ["client", "server"]
 
 
 @pytest.mark.parametrize("role", ROLES)
+@deadline(TEST_TIMEOUT)
 async def test_writes_reject_what_is_not_bytes(log: logging.Logger, role: str) -> None:
     """14.16: every write method raises TypeError for what is not bytes-like
     (write: not bytes, bytearray or memoryview, as asyncio's writer.write;
@@ -28,35 +30,34 @@ async def test_writes_reject_what_is_not_bytes(log: logging.Logger, role: str) -
     ctypes.Structure; write_str: not a str), and queues nothing: the peer
     then gets exactly the next good write. bytearray and memoryview are
     written as their bytes."""
-    with anyio.fail_after(TEST_TIMEOUT):
-        async with open_raw(role, log) as rp:
-            obj = rp.obj
-            # Passing what the annotations forbid is the point.
-            bad: list[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]] = [
-                *[(obj.write, (a,)) for a in (5, [65, 66], "AB", None, 2.5, ShortStruct())],
-                *[(obj.write_from, (a,)) for a in (3, b"ab", bytearray(4), [ShortStruct()])],
-                (obj.write_from, (ShortStruct(), 3)),
-                *[(obj.write_str, (a,)) for a in (b"x", 5, None)],
-                *[(obj.writelines, (a,)) for a in (5, [b"a", 5], ["a"])],
-                (anytcpip.write_from, (rp.raw, 3)),
-                (anytcpip.write_from, (rp.raw, ShortStruct(), b"ab")),
-            ]
-            for method, args in bad:
-                try:
-                    await method(*args)
-                except TypeError:
-                    continue
-                pytest.fail(f"{method.__name__}{args!r} did not raise TypeError")
-            assert obj.connected
-            await obj.write(bytearray(b"ba"))
-            await obj.write(memoryview(b"xmvx")[1:3])
-            await obj.write(b"OK\r\n")
-            expected = b"bamvOK\r\n"
-            got = b""
-            with anyio.fail_after(5):
-                while len(got) < len(expected):
-                    got += await rp.raw.receive()
-            assert got == expected
+    async with open_raw(role, log) as rp:
+        obj = rp.obj
+        # Passing what the annotations forbid is the point.
+        bad: list[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]] = [
+            *[(obj.write, (a,)) for a in (5, [65, 66], "AB", None, 2.5, ShortStruct())],
+            *[(obj.write_from, (a,)) for a in (3, b"ab", bytearray(4), [ShortStruct()])],
+            (obj.write_from, (ShortStruct(), 3)),
+            *[(obj.write_str, (a,)) for a in (b"x", 5, None)],
+            *[(obj.writelines, (a,)) for a in (5, [b"a", 5], ["a"])],
+            (anytcpip.write_from, (rp.raw, 3)),
+            (anytcpip.write_from, (rp.raw, ShortStruct(), b"ab")),
+        ]
+        for method, args in bad:
+            try:
+                await method(*args)
+            except TypeError:
+                continue
+            pytest.fail(f"{method.__name__}{args!r} did not raise TypeError")
+        assert obj.connected
+        await obj.write(bytearray(b"ba"))
+        await obj.write(memoryview(b"xmvx")[1:3])
+        await obj.write(b"OK\r\n")
+        expected = b"bamvOK\r\n"
+        got = b""
+        with anyio.fail_after(5):
+            while len(got) < len(expected):
+                got += await rp.raw.receive()
+        assert got == expected
 
 
 class _ReadLoop(anytcpip.OneClientReadLoopServer):
@@ -85,6 +86,7 @@ async def test_encoding_must_be_a_text_encoding(log: logging.Logger, codec: str)
 
 
 @pytest.mark.parametrize("role", ROLES)
+@deadline(TEST_TIMEOUT)
 async def test_read_json_too_many_digits(log: logging.Logger, role: str) -> None:
     """14.18: JSON that parses but that Python refuses to convert (integers
     past the int max str digits limit, alone or nested) raises
@@ -92,13 +94,12 @@ async def test_read_json_too_many_digits(log: logging.Logger, role: str) -> None
     line; the next message is read normally."""
     digits = "7" * 5000
     lines = [digits, "-" + digits, '{"a": [' + digits + "]}"]
-    with anyio.fail_after(TEST_TIMEOUT):
-        async with open_raw(role, log) as rp:
-            for line in lines:
-                await rp.raw.send(line.encode() + b"\r\n" + b'{"ok": 1}\r\n')
-                with pytest.raises(json.JSONDecodeError) as info:
-                    await rp.obj.read_json()
-                assert digits in str(info.value)
-                assert info.value.doc == line
-                assert await rp.obj.read_json() == {"ok": 1}
-            assert rp.obj.connected
+    async with open_raw(role, log) as rp:
+        for line in lines:
+            await rp.raw.send(line.encode() + b"\r\n" + b'{"ok": 1}\r\n')
+            with pytest.raises(json.JSONDecodeError) as info:
+                await rp.obj.read_json()
+            assert digits in str(info.value)
+            assert info.value.doc == line
+            assert await rp.obj.read_json() == {"ok": 1}
+        assert rp.obj.connected

@@ -12,6 +12,7 @@ import psutil
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
+from helpers import deadline
 
 CYCLES = 300
 
@@ -26,6 +27,7 @@ async def _settle() -> None:
     gc.collect()
 
 
+@deadline(120)
 async def test_connect_close_cycles(log: logging.Logger) -> None:
     """R32: 300 connect/exchange/close cycles of a Client against one
     OneClientServer keep the fd count flat (after a warm-up cycle: uvloop's one-time descriptor),
@@ -34,29 +36,28 @@ async def test_connect_close_cycles(log: logging.Logger) -> None:
     cb = ConnectRecorder(timeout=5.0)
     process = psutil.Process()
     tasks_before = len(anyio.get_running_tasks())
-    with anyio.fail_after(120):
-        async with anytcpip.OneClientServer(
-            host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=cb
-        ) as server:
+    async with anytcpip.OneClientServer(
+        host=anytcpip.LOCALHOST_IPV4, port=0, log=log, connect_callback=cb
+    ) as server:
 
-            async def cycle(i: int) -> None:
-                async with anytcpip.Client(
-                    host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log
-                ) as client:
-                    await cb.wait_count(2 * i + 1)
-                    await client.write_str(f"cycle {i}")
-                    assert await server.read_str() == f"cycle {i}"
-                await cb.wait_count(2 * i + 2)
+        async def cycle(i: int) -> None:
+            async with anytcpip.Client(
+                host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log
+            ) as client:
+                await cb.wait_count(2 * i + 1)
+                await client.write_str(f"cycle {i}")
+                assert await server.read_str() == f"cycle {i}"
+            await cb.wait_count(2 * i + 2)
 
-            await cycle(0)
-            await _settle()
-            fds0 = _fds()
-            rss0 = process.memory_info().rss
-            for i in range(1, CYCLES):
-                await cycle(i)
-            await _settle()
-            assert _fds() == fds0
-            assert process.memory_info().rss - rss0 < 5 << 20
+        await cycle(0)
+        await _settle()
+        fds0 = _fds()
+        rss0 = process.memory_info().rss
+        for i in range(1, CYCLES):
+            await cycle(i)
+        await _settle()
+        assert _fds() == fds0
+        assert process.memory_info().rss - rss0 < 5 << 20
     cb.assert_alternating()
     assert len(cb.states) == 2 * CYCLES
     await _settle()

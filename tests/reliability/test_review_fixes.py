@@ -22,6 +22,7 @@ from anyio.streams.tls import TLSStream
 import anytcpip
 from anytcpip._connection import Connection
 from anytcpip._exceptions import accept_error_kind
+from helpers import deadline
 
 from .harness import TEST_TIMEOUT as NET_TIMEOUT
 
@@ -30,6 +31,7 @@ class _Silent(anytcpip.OneClientServer):
     """A server that never reads (a telemetry-only mock)."""
 
 
+@deadline(NET_TIMEOUT)
 async def test_served_clients_are_not_retained(log: logging.Logger) -> None:
     """Finding 1: a server keeps no Connection of a client it served once
     the next client is served, and clears the old client's unread input."""
@@ -48,41 +50,41 @@ async def test_served_clients_are_not_retained(log: logging.Logger) -> None:
 
     refs: list[weakref.ref[Connection]] = []
     clients = 12
-    with anyio.fail_after(NET_TIMEOUT):
-        async with _Silent(host="127.0.0.1", port=0, log=log, connect_callback=callback) as server:
-            for _ in range(clients):
-                async with await anyio.connect_tcp("127.0.0.1", server.port) as peer:
-                    await wait_connected(server, True)
-                    conn = server._conn
-                    assert conn is not None
-                    refs.append(weakref.ref(conn))
-                    del conn
-                    # Left unread: the server never reads.
-                    await peer.send(b"x" * 20_000)
-                    while len(refs[-1]().buffer) < 20_000:  # type: ignore[union-attr]
-                        await anyio.sleep(0.005)
-                await wait_connected(server, False)
-            gc.collect()
-            alive = [ref() for ref in refs if ref() is not None]
-            # Only the latest client (the server still points at it).
-            assert len(alive) == 1, alive
-            assert alive[0] is refs[-1]()
-            # One more client: the previous one's unread input is dropped.
-            last = alive[0]
-            del alive
-            async with await anyio.connect_tcp("127.0.0.1", server.port):
+    async with _Silent(host="127.0.0.1", port=0, log=log, connect_callback=callback) as server:
+        for _ in range(clients):
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as peer:
                 await wait_connected(server, True)
-                assert last is not None
-                assert len(last.buffer) == 0
+                conn = server._conn
+                assert conn is not None
+                refs.append(weakref.ref(conn))
+                del conn
+                # Left unread: the server never reads.
+                await peer.send(b"x" * 20_000)
+                while len(refs[-1]().buffer) < 20_000:  # type: ignore[union-attr]
+                    await anyio.sleep(0.005)
             await wait_connected(server, False)
-            # Its own task may still be finishing the close (the drain after
-            # the release): that task holds it until then.
-            await last.done.wait()
-            del last
-            gc.collect()
-            assert all(ref() is None for ref in refs)
+        gc.collect()
+        alive = [ref() for ref in refs if ref() is not None]
+        # Only the latest client (the server still points at it).
+        assert len(alive) == 1, alive
+        assert alive[0] is refs[-1]()
+        # One more client: the previous one's unread input is dropped.
+        last = alive[0]
+        del alive
+        async with await anyio.connect_tcp("127.0.0.1", server.port):
+            await wait_connected(server, True)
+            assert last is not None
+            assert len(last.buffer) == 0
+        await wait_connected(server, False)
+        # Its own task may still be finishing the close (the drain after
+        # the release): that task holds it until then.
+        await last.done.wait()
+        del last
+        gc.collect()
+        assert all(ref() is None for ref in refs)
 
 
+@deadline(NET_TIMEOUT)
 async def test_close_client_with_queued_client_is_prompt(log: logging.Logger) -> None:
     """Finding 5 (review 6): close_client() while the latest client is queued
     behind one whose disconnect callback is still running returns once that
@@ -97,27 +99,26 @@ async def test_close_client_with_queued_client_is_prompt(log: logging.Logger) ->
             leaving.set()
             await anyio.sleep(slow_callback)
 
-    with anyio.fail_after(NET_TIMEOUT):
-        async with _Silent(
-            host="127.0.0.1", port=0, log=log, connect_callback=callback, linger=linger
-        ) as server:
-            a = await anyio.connect_tcp("127.0.0.1", server.port)
-            await server.connected_task
-            await a.aclose()
-            await leaving.wait()
-            # B: idle, never closes; queued behind A's disconnect callback.
-            async with await anyio.connect_tcp("127.0.0.1", server.port) as b:
-                while server._latest is None or server._latest.peer != str(
-                    b.extra(anyio.abc.SocketAttribute.local_address)
-                ):
-                    await anyio.sleep(0.005)
-                start = anyio.current_time()
-                await server.close_client()
-                elapsed = anyio.current_time() - start
-                assert elapsed < slow_callback + 1.0, elapsed
-                # B is closed at the server's end (it gets the end-of-stream).
-                with anyio.fail_after(linger), pytest.raises(anyio.EndOfStream):
-                    await b.receive()
+    async with _Silent(
+        host="127.0.0.1", port=0, log=log, connect_callback=callback, linger=linger
+    ) as server:
+        a = await anyio.connect_tcp("127.0.0.1", server.port)
+        await server.connected_task
+        await a.aclose()
+        await leaving.wait()
+        # B: idle, never closes; queued behind A's disconnect callback.
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as b:
+            while server._latest is None or server._latest.peer != str(
+                b.extra(anyio.abc.SocketAttribute.local_address)
+            ):
+                await anyio.sleep(0.005)
+            start = anyio.current_time()
+            await server.close_client()
+            elapsed = anyio.current_time() - start
+            assert elapsed < slow_callback + 1.0, elapsed
+            # B is closed at the server's end (it gets the end-of-stream).
+            with anyio.fail_after(linger), pytest.raises(anyio.EndOfStream):
+                await b.receive()
 
 
 class _RaisingOverride(anytcpip.OneClientServer):
@@ -131,30 +132,30 @@ class _RaisingOverride(anytcpip.OneClientServer):
             raise ValueError("bug in an override")
 
 
+@deadline(NET_TIMEOUT)
 async def test_raising_call_connect_callback_keeps_serving(
     log: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Finding 6 (review 7): an exception from a call_connect_callback()
     override is logged, the client it raised for is closed, and the server
     serves the next client."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with _RaisingOverride(host="127.0.0.1", port=0, log=log) as server:
-            async with await anyio.connect_tcp("127.0.0.1", server.port) as first:
-                # Closed by the server: end-of-stream.
-                with pytest.raises(anyio.EndOfStream):
-                    await first.receive()
-            errors = [r for r in caplog.records if r.exc_info and "override" in str(r.exc_info[1])]
-            assert errors
-            assert errors[0].levelno == logging.ERROR
-            server.fail_on_connect = False
-            async with await anyio.connect_tcp("127.0.0.1", server.port) as second:
-                await server.connected_task
-                await server.write_str("hello")
-                received = b""
-                while not received.endswith(b"\n"):
-                    received += await second.receive()
-                assert received == b"hello\r\n"
-        assert server.done_task.done()
+    async with _RaisingOverride(host="127.0.0.1", port=0, log=log) as server:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as first:
+            # Closed by the server: end-of-stream.
+            with pytest.raises(anyio.EndOfStream):
+                await first.receive()
+        errors = [r for r in caplog.records if r.exc_info and "override" in str(r.exc_info[1])]
+        assert errors
+        assert errors[0].levelno == logging.ERROR
+        server.fail_on_connect = False
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as second:
+            await server.connected_task
+            await server.write_str("hello")
+            received = b""
+            while not received.endswith(b"\n"):
+                received += await second.receive()
+            assert received == b"hello\r\n"
+    assert server.done_task.done()
 
 
 class _BuggyHandler(anytcpip.OneClientReadLoopServer):
@@ -166,20 +167,20 @@ class _BuggyHandler(anytcpip.OneClientReadLoopServer):
         raise KeyError(f"bug in the handler for {line}")
 
 
+@deadline(NET_TIMEOUT)
 async def test_read_loop_logs_handler_bug_after_half_close(
     log: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Finding 4 (review 5): a handler bug raised after the peer half-closed
     is logged with log.exception, not hidden at debug level as "the client
     went away"."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with _BuggyHandler(host="127.0.0.1", port=0, log=log) as server:
-            async with await anyio.connect_tcp("127.0.0.1", server.port) as peer:
-                await peer.send(b"last\r\n")
-                await peer.send_eof()
-                # The server closes the connection after the bug.
-                with pytest.raises(anyio.EndOfStream):
-                    await peer.receive()
+    async with _BuggyHandler(host="127.0.0.1", port=0, log=log) as server:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as peer:
+            await peer.send(b"last\r\n")
+            await peer.send_eof()
+            # The server closes the connection after the bug.
+            with pytest.raises(anyio.EndOfStream):
+                await peer.receive()
     bugs = [
         r
         for r in caplog.records
@@ -230,6 +231,7 @@ async def _half_close_and_collect(port: int, requests: bytes) -> bytes:
     ],
     ids=["two_step", "connection_task"],
 )
+@deadline(NET_TIMEOUT)
 async def test_half_closed_peer_gets_answers_within_grace(
     log: logging.Logger,
     server_class: type[anytcpip.OneClientReadLoopServer],
@@ -241,10 +243,9 @@ async def test_half_closed_peer_gets_answers_within_grace(
     between its writes with requests still buffered, and for an answer sent
     from a start_connection_soon task (not cancelled at the read loop's end).
     Repeated, since the end-of-stream can land anywhere in the handler."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_class(host="127.0.0.1", port=0, log=log) as server:
-            for _ in range(5):
-                assert await _half_close_and_collect(server.port, requests) == expected
+    async with server_class(host="127.0.0.1", port=0, log=log) as server:
+        for _ in range(5):
+            assert await _half_close_and_collect(server.port, requests) == expected
 
 
 def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -293,6 +294,7 @@ def _held_unread(server: anytcpip.OneClientServer) -> int:
 
 
 @pytest.mark.parametrize("monitor", [0.0, 0.1], ids=["monitor-off", "monitor-on"])
+@deadline(NET_TIMEOUT * 2)
 async def test_tls_flood_of_a_never_reading_server_stays_bounded(
     log: logging.Logger, monitor: float
 ) -> None:
@@ -302,43 +304,42 @@ async def test_tls_flood_of_a_never_reading_server_stays_bounded(
     handshake receive finding its data already queued)."""
     server_context, client_context = _tls_contexts()
     limit = 65536
-    with anyio.fail_after(NET_TIMEOUT * 2):
-        async with _Silent(
-            host=anytcpip.LOCALHOST_IPV4,
-            port=0,
-            log=log,
-            ssl_context=server_context,
-            monitor_connection_interval=monitor,
-            limit=limit,
-            linger=0.2,
-        ) as server:
-            for _ in range(10):
-                sent_all = threading.Event()
-                stop = threading.Event()
-                peak = 0
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(
-                        partial(
-                            anyio.to_thread.run_sync,
-                            _tls_flood,
-                            server.port,
-                            client_context,
-                            4 << 20,
-                            sent_all,
-                            stop,
-                        )
+    async with _Silent(
+        host=anytcpip.LOCALHOST_IPV4,
+        port=0,
+        log=log,
+        ssl_context=server_context,
+        monitor_connection_interval=monitor,
+        limit=limit,
+        linger=0.2,
+    ) as server:
+        for _ in range(10):
+            sent_all = threading.Event()
+            stop = threading.Event()
+            peak = 0
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    partial(
+                        anyio.to_thread.run_sync,
+                        _tls_flood,
+                        server.port,
+                        client_context,
+                        4 << 20,
+                        sent_all,
+                        stop,
                     )
-                    try:
-                        await server.connected_task
-                        # Sample while the flood goes on.
-                        while not sent_all.is_set():
-                            peak = max(peak, _held_unread(server))
-                            await anyio.sleep(0.02)
+                )
+                try:
+                    await server.connected_task
+                    # Sample while the flood goes on.
+                    while not sent_all.is_set():
                         peak = max(peak, _held_unread(server))
-                    finally:
-                        stop.set()
-                await server.close_client()
-                assert peak < limit + (512 << 10), peak
+                        await anyio.sleep(0.02)
+                    peak = max(peak, _held_unread(server))
+                finally:
+                    stop.set()
+            await server.close_client()
+            assert peak < limit + (512 << 10), peak
 
 
 class _OneStreamListener:
@@ -354,6 +355,7 @@ class _OneStreamListener:
         return stream
 
 
+@deadline(NET_TIMEOUT)
 async def test_two_listeners_cannot_both_replace_the_client(
     log: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -362,45 +364,44 @@ async def test_two_listeners_cannot_both_replace_the_client(
     probe: only one of them is served, the other is turned away. The two
     listeners are played by two accept loops on stand-in listeners that
     each hand over one stream accepted on 127.0.0.1 (white-box)."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            _Silent(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server,
-            await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4) as listener,
-        ):
-            a = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
-            await server.connected_task
-            conn_a = server._conn
-            assert conn_a is not None
-            gate = anyio.Event()
-            probing = anyio.Event()
-            probe = conn_a.probe
+    async with (
+        _Silent(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server,
+        await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4) as listener,
+    ):
+        a = await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, server.port)
+        await server.connected_task
+        conn_a = server._conn
+        assert conn_a is not None
+        gate = anyio.Event()
+        probing = anyio.Event()
+        probe = conn_a.probe
 
-            async def slow_probe() -> None:
-                probing.set()
-                await gate.wait()
-                await probe()
+        async def slow_probe() -> None:
+            probing.set()
+            await gate.wait()
+            await probe()
 
-            conn_a.probe = slow_probe  # type: ignore[method-assign]
-            port = listener.extra(anyio.abc.SocketAttribute.local_port)
-            peers = [await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, port) for _ in range(2)]
-            inner = listener.listeners[0]
-            assert isinstance(inner, anyio.abc.SocketListener)
-            accepted = [await inner.accept() for _ in range(2)]
+        conn_a.probe = slow_probe  # type: ignore[method-assign]
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        peers = [await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, port) for _ in range(2)]
+        inner = listener.listeners[0]
+        assert isinstance(inner, anyio.abc.SocketListener)
+        accepted = [await inner.accept() for _ in range(2)]
 
-            async with anyio.create_task_group() as tg:
-                for stream in accepted:
-                    tg.start_soon(server._accept_loop, _OneStreamListener(stream))  # type: ignore[arg-type]
-                await probing.wait()
-                # Give the second handler every chance to start probing too.
-                for _ in range(20):
-                    await anyio.lowlevel.checkpoint()
-                await a.aclose()
-                await conn_a.lost.wait()
-                gate.set()
-            rejected = [r for r in caplog.records if "rejecting a connection" in r.message]
-            assert len(rejected) == 1, [r.message for r in caplog.records]
-            for peer in peers:
-                await peer.aclose()
+        async with anyio.create_task_group() as tg:
+            for stream in accepted:
+                tg.start_soon(server._accept_loop, _OneStreamListener(stream))  # type: ignore[arg-type]
+            await probing.wait()
+            # Give the second handler every chance to start probing too.
+            for _ in range(20):
+                await anyio.lowlevel.checkpoint()
+            await a.aclose()
+            await conn_a.lost.wait()
+            gate.set()
+        rejected = [r for r in caplog.records if "rejecting a connection" in r.message]
+        assert len(rejected) == 1, [r.message for r in caplog.records]
+        for peer in peers:
+            await peer.aclose()
 
 
 @pytest.mark.parametrize(
