@@ -90,11 +90,12 @@ async def test_initial_conditions(log: logging.Logger) -> None:
 
 
 @deadline()
-async def test_basic_close(server_and_client: ServerAndClient) -> None:
-    # scoped: under tg.start(client.run), basic_close() clears
-    # should_be_connected (a difference between the doors, reported).
+@pytest.mark.parametrize("scoped", [True, False], ids=["async-with", "run"])
+async def test_basic_close(scoped: bool, server_and_client: ServerAndClient) -> None:
+    # Both doors: basic_close() keeps should_be_connected (it once cleared it
+    # under tg.start(client.run), whose end called close()).
     callback = ConnectRecorder(timeout=NET_TIMEOUT)
-    async with server_and_client(client_kwargs={"connect_callback": callback}, scoped=True) as (
+    async with server_and_client(client_kwargs={"connect_callback": callback}, scoped=scoped) as (
         _,
         client,
     ):

@@ -78,6 +78,9 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         self._close_requested: anyio.Event | None = None
         self._supervised = False
         self._close_called = False
+        # run() returned because a close was requested (basic_close, say):
+        # its end is not a close of its own.
+        self._run_ended = False
         self._inner: anyio.abc.TaskGroup | None = None
         # The current connection and the task group of its tasks.
         self._conn_tasks: tuple[Connection, anyio.abc.TaskGroup] | None = None
@@ -127,6 +130,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
             task_status.started()
             assert self._close_requested is not None
             await self._close_requested.wait()
+            self._run_ended = True
 
     @asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
@@ -164,12 +168,13 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
                     # end, through the public close() that a subclass may
                     # override, unless somebody called it already.
                     with anyio.CancelScope(shield=True):
-                        if not self._close_called and self._supervised:
-                            try:
-                                await self.close()
-                            except Exception:
-                                self.log.exception("close() failed")
-                        self.should_be_connected = False
+                        if not self._run_ended:
+                            if not self._close_called and self._supervised:
+                                try:
+                                    await self.close()
+                                except Exception:
+                                    self.log.exception("close() failed")
+                            self.should_be_connected = False
                         self._close_requested.set()
                         if self._supervised:
                             await self.done_task
