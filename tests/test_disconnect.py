@@ -17,7 +17,7 @@ import anytcpip
 from anytcpip import DisconnectKind, DisconnectReason
 from anytcpip._disconnect import kind_of_error
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT, rst_close
+from helpers import NET_TIMEOUT, deadline, rst_close
 from reliability.harness import open_plain, open_raw
 
 ROLES = ["client", "server"]
@@ -98,135 +98,135 @@ def test_kind_of_error() -> None:
 
 
 @pytest.mark.parametrize("role", ROLES)
+@deadline()
 async def test_peer_closed_with_unread(log: logging.Logger, role: str) -> None:
     """The peer sends bytes nobody reads and closes (FIN): PEER_CLOSED with
     the unread count; wait_disconnected returns once the callback ran."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with open_raw(role, log) as rp:
-            assert rp.obj.disconnect_reason is None
-            await rp.raw.send(b"abc")
-            await rp.raw.aclose()
-            reason = await _reason(rp.obj)
-            assert rp.cb.history == [True, False]
-            assert reason.kind is DisconnectKind.PEER_CLOSED
-            assert reason.exception is None
-            assert reason.unread == 3
-            assert "127.0.0.1" in reason.peer
-            assert str(reason) == "peer closed; 3 bytes unread"
-            assert _last(rp.obj) is reason
-            # Not connected any more: at once, the same reason.
-            assert await rp.obj.wait_disconnected() is reason
+    async with open_raw(role, log) as rp:
+        assert rp.obj.disconnect_reason is None
+        await rp.raw.send(b"abc")
+        await rp.raw.aclose()
+        reason = await _reason(rp.obj)
+        assert rp.cb.history == [True, False]
+        assert reason.kind is DisconnectKind.PEER_CLOSED
+        assert reason.exception is None
+        assert reason.unread == 3
+        assert "127.0.0.1" in reason.peer
+        assert str(reason) == "peer closed; 3 bytes unread"
+        assert _last(rp.obj) is reason
+        # Not connected any more: at once, the same reason.
+        assert await rp.obj.wait_disconnected() is reason
 
 
 @pytest.mark.parametrize("role", ROLES)
+@deadline()
 async def test_reset(log: logging.Logger, role: str) -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with open_raw(role, log) as rp:
-            await rst_close(rp.raw)
-            reason = await _reason(rp.obj)
-            assert reason.kind is DisconnectKind.RESET, reason
-            assert isinstance(reason.exception, OSError), repr(reason.exception)
-            assert str(reason).startswith("reset ("), str(reason)
+    async with open_raw(role, log) as rp:
+        await rst_close(rp.raw)
+        reason = await _reason(rp.obj)
+        assert reason.kind is DisconnectKind.RESET, reason
+        assert isinstance(reason.exception, OSError), repr(reason.exception)
+        assert str(reason).startswith("reset ("), str(reason)
 
 
 @pytest.mark.parametrize("role", ROLES)
+@deadline()
 async def test_timed_out(log: logging.Logger, role: str) -> None:
     """ETIMEDOUT on loopback: the peer never reads, so its window closes;
     with TCP_USER_TIMEOUT at 0.3 s the kernel gives up on the zero-window
     probes within about a second."""
     if not hasattr(socket, "TCP_USER_TIMEOUT"):
         pytest.skip("needs TCP_USER_TIMEOUT (Linux)")
-    with anyio.fail_after(NET_TIMEOUT):
-        async with open_plain(role, log, rcvbuf=4096) as pp:
-            sock = _raw_socket(pp.obj)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 300)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    async with open_plain(role, log, rcvbuf=4096) as pp:
+        sock = _raw_socket(pp.obj)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 300)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
 
-            async def flood() -> None:
-                try:
-                    while True:
-                        await pp.obj.write(b"x" * 65536)
-                except ConnectionError:
-                    pass
+        async def flood() -> None:
+            try:
+                while True:
+                    await pp.obj.write(b"x" * 65536)
+            except ConnectionError:
+                pass
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(flood)
-                reason = await _reason(pp.obj)
-            assert reason.kind is DisconnectKind.TIMED_OUT, reason
-            assert reason.exception is not None
-            assert str(reason).startswith("timed out"), str(reason)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(flood)
+            reason = await _reason(pp.obj)
+        assert reason.kind is DisconnectKind.TIMED_OUT, reason
+        assert reason.exception is not None
+        assert str(reason).startswith("timed out"), str(reason)
 
 
+@deadline()
 async def test_heartbeat_missed(log: logging.Logger) -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        recorder = ConnectRecorder(timeout=NET_TIMEOUT)
-        async with anytcpip.TestOneClientReadLoopServer(
-            port=0,
-            log=log,
-            connect_callback=recorder,
-            run_heartbeat_monitor_task=True,
-            max_heartbeat_interval=0.3,
-        ) as server:
-            async with await anyio.connect_tcp(LOCALHOST, server.port):
-                await recorder.assert_next(True)
-                reason = await _reason(server)
-                assert reason.kind is DisconnectKind.HEARTBEAT_MISSED
-                assert str(reason) == "heartbeat missed"
-                assert recorder.history == [True, False]
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
+    async with anytcpip.TestOneClientReadLoopServer(
+        port=0,
+        log=log,
+        connect_callback=recorder,
+        run_heartbeat_monitor_task=True,
+        max_heartbeat_interval=0.3,
+    ) as server:
+        async with await anyio.connect_tcp(LOCALHOST, server.port):
+            await recorder.assert_next(True)
+            reason = await _reason(server)
+            assert reason.kind is DisconnectKind.HEARTBEAT_MISSED
+            assert str(reason) == "heartbeat missed"
+            assert recorder.history == [True, False]
 
 
 @pytest.mark.parametrize(
     "how", ["client.close", "client.basic_close", "close_client", "basic_close_client", "close"]
 )
+@deadline()
 async def test_closed_here_with_unread(log: logging.Logger, how: str) -> None:
     """Every close at this end is CLOSED_HERE; bytes received and not read
     are counted as unread."""
     role = "client" if how.startswith("client.") else "server"
-    with anyio.fail_after(NET_TIMEOUT):
-        async with open_raw(role, log) as rp:
-            obj = rp.obj
-            # One segment: once the line is read, the rest is in the buffer.
-            await rp.raw.send(b"line\r\nunread")
-            assert await obj.readline() == b"line\r\n"
-            method = how.removeprefix("client.")
-            await getattr(obj, method)()
-            reason = obj.disconnect_reason
-            assert reason is not None
-            assert rp.cb.history == [True, False]
-            assert reason.kind is DisconnectKind.CLOSED_HERE
-            assert reason.unread == len(b"unread")
-            assert str(reason) == "closed here; 6 bytes unread"
+    async with open_raw(role, log) as rp:
+        obj = rp.obj
+        # One segment: once the line is read, the rest is in the buffer.
+        await rp.raw.send(b"line\r\nunread")
+        assert await obj.readline() == b"line\r\n"
+        method = how.removeprefix("client.")
+        await getattr(obj, method)()
+        reason = obj.disconnect_reason
+        assert reason is not None
+        assert rp.cb.history == [True, False]
+        assert reason.kind is DisconnectKind.CLOSED_HERE
+        assert reason.unread == len(b"unread")
+        assert str(reason) == "closed here; 6 bytes unread"
 
 
 @pytest.mark.parametrize("role", ROLES)
+@deadline()
 async def test_closed_here_unsent(log: logging.Logger, role: str) -> None:
     """A peer that reads nothing: a close at this end counts what was written
     and not handed to the operating system."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with open_plain(role, log, rcvbuf=4096, linger=0.2) as pp:
-            blocked = anyio.Event()
+    async with open_plain(role, log, rcvbuf=4096, linger=0.2) as pp:
+        blocked = anyio.Event()
 
-            async def flood() -> None:
-                try:
-                    while True:
-                        with anyio.move_on_after(0.5) as scope:
-                            await pp.obj.write(b"y" * 65536)
-                        if scope.cancelled_caught:
-                            blocked.set()
-                            await anyio.sleep_forever()
-                except ConnectionError:
-                    pass
+        async def flood() -> None:
+            try:
+                while True:
+                    with anyio.move_on_after(0.5) as scope:
+                        await pp.obj.write(b"y" * 65536)
+                    if scope.cancelled_caught:
+                        blocked.set()
+                        await anyio.sleep_forever()
+            except ConnectionError:
+                pass
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(flood)
-                await blocked.wait()
-                await _close_here(pp.obj)
-                tg.cancel_scope.cancel()
-            reason = pp.obj.disconnect_reason
-            assert reason is not None
-            assert reason.kind is DisconnectKind.CLOSED_HERE
-            assert reason.unsent > 0, reason
-            assert f"{reason.unsent} bytes unsent" in str(reason)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(flood)
+            await blocked.wait()
+            await _close_here(pp.obj)
+            tg.cancel_scope.cancel()
+        reason = pp.obj.disconnect_reason
+        assert reason is not None
+        assert reason.kind is DisconnectKind.CLOSED_HERE
+        assert reason.unsent > 0, reason
+        assert f"{reason.unsent} bytes unsent" in str(reason)
 
 
 class _Failing(anytcpip.OneClientReadLoopServer):
@@ -235,25 +235,26 @@ class _Failing(anytcpip.OneClientReadLoopServer):
         raise ValueError(f"cannot handle {line!r}")
 
 
+@deadline()
 async def test_failed(log: logging.Logger) -> None:
     """read_and_dispatch raising: FAILED, with that exception."""
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with _Failing(port=0, log=log, connect_callback=recorder) as server:
-            async with await anyio.connect_tcp(LOCALHOST, server.port) as raw:
-                await recorder.assert_next(True)
-                await raw.send(b"bad\r\n")
-                reason = await _reason(server)
-                assert reason.kind is DisconnectKind.FAILED
-                assert isinstance(reason.exception, ValueError)
-                assert str(reason) == "failed (ValueError: cannot handle 'bad')"
-                assert recorder.history == [True, False]
+    async with _Failing(port=0, log=log, connect_callback=recorder) as server:
+        async with await anyio.connect_tcp(LOCALHOST, server.port) as raw:
+            await recorder.assert_next(True)
+            await raw.send(b"bad\r\n")
+            reason = await _reason(server)
+            assert reason.kind is DisconnectKind.FAILED
+            assert isinstance(reason.exception, ValueError)
+            assert str(reason) == "failed (ValueError: cannot handle 'bad')"
+            assert recorder.history == [True, False]
 
 
 # -------------------------------------------------------- callbacks, waits
 
 
 @pytest.mark.parametrize("role", ROLES)
+@deadline()
 async def test_read_from_connect_callback(log: logging.Logger, role: str) -> None:
     """The disconnect call sees the reason of the connection that ended; the
     next connect call still sees it (kept until the next one ends)."""
@@ -262,54 +263,51 @@ async def test_read_from_connect_callback(log: logging.Logger, role: str) -> Non
     async def callback(obj: anytcpip.BaseClientOrServer) -> None:
         seen.append((obj.connected, obj.disconnect_reason))
 
-    with anyio.fail_after(NET_TIMEOUT):
-        if role == "server":
-            async with anytcpip.OneClientServer(
-                LOCALHOST, 0, log, connect_callback=callback
-            ) as server:
-                for _ in range(2):
-                    async with await anyio.connect_tcp(LOCALHOST, server.port):
-                        await server.connected_task
-                    await _reason(server)
-            first, second = seen[1][1], seen[3][1]
-            assert seen == [(True, None), (False, first), (True, first), (False, second)]
-        else:
-            async with (
-                anytcpip.OneClientServer(LOCALHOST, 0, log) as server,
-                anytcpip.Client(LOCALHOST, server.port, log, connect_callback=callback) as client,
-            ):
-                await server.connected_task
-                await server.close_client()
-                reason = await _reason(client)
-            assert seen == [(True, None), (False, reason)]
-        assert all(r is None or r.kind is DisconnectKind.PEER_CLOSED for _, r in seen)
+    if role == "server":
+        async with anytcpip.OneClientServer(LOCALHOST, 0, log, connect_callback=callback) as server:
+            for _ in range(2):
+                async with await anyio.connect_tcp(LOCALHOST, server.port):
+                    await server.connected_task
+                await _reason(server)
+        first, second = seen[1][1], seen[3][1]
+        assert seen == [(True, None), (False, first), (True, first), (False, second)]
+    else:
+        async with (
+            anytcpip.OneClientServer(LOCALHOST, 0, log) as server,
+            anytcpip.Client(LOCALHOST, server.port, log, connect_callback=callback) as client,
+        ):
+            await server.connected_task
+            await server.close_client()
+            reason = await _reason(client)
+        assert seen == [(True, None), (False, reason)]
+    assert all(r is None or r.kind is DisconnectKind.PEER_CLOSED for _, r in seen)
 
 
+@deadline()
 async def test_wait_disconnected_before_and_between(log: logging.Logger) -> None:
     """None before any connection, at once; the last reason, at once, while
     no client is connected."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with anytcpip.OneClientServer(LOCALHOST, 0, log) as server:
-            assert await server.wait_disconnected() is None
-            async with await anyio.connect_tcp(LOCALHOST, server.port):
-                await server.connected_task
-            reason = await _reason(server)
-            assert await server.wait_disconnected() is reason
-        # After close, too.
+    async with anytcpip.OneClientServer(LOCALHOST, 0, log) as server:
+        assert await server.wait_disconnected() is None
+        async with await anyio.connect_tcp(LOCALHOST, server.port):
+            await server.connected_task
+        reason = await _reason(server)
         assert await server.wait_disconnected() is reason
+    # After close, too.
+    assert await server.wait_disconnected() is reason
 
 
 @pytest.mark.parametrize("role", ROLES)
+@deadline()
 async def test_one_log_line_per_disconnect(
     log: logging.Logger, role: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=log.name)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with open_raw(role, log) as rp:
-            await rst_close(rp.raw)
-            reason = await _reason(rp.obj)
-            # The end of the object adds no second line for the same connection.
-            await _close_here(rp.obj)
+    async with open_raw(role, log) as rp:
+        await rst_close(rp.raw)
+        reason = await _reason(rp.obj)
+        # The end of the object adds no second line for the same connection.
+        await _close_here(rp.obj)
     lines = [r.getMessage() for r in caplog.records if "disconnected from" in r.getMessage()]
     assert len(lines) == 1, lines
     assert lines[0].endswith(f": {reason}")
@@ -359,24 +357,22 @@ async def test_close_here_then_reset(log: logging.Logger, role: str) -> None:
 # ---------------------------------------------------------------- TLS
 
 
+@deadline()
 async def test_tls_close_notify_is_peer_closed(log: logging.Logger) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(LOCALHOST).configure_cert(server_context)
     client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(client_context)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with anytcpip.OneClientServer(
-            LOCALHOST, 0, log, ssl_context=server_context
-        ) as server:
-            async with anytcpip.Client(
-                LOCALHOST, server.port, log, ssl_context=client_context
-            ) as client:
-                await server.connected_task
-                await client.write_str("hello")
-                assert await server.read_str() == "hello"
-            client_reason = client.disconnect_reason
-            assert client_reason is not None
-            assert client_reason.kind is DisconnectKind.CLOSED_HERE
-            reason = await _reason(server)
-            assert reason.kind is DisconnectKind.PEER_CLOSED, reason
+    async with anytcpip.OneClientServer(LOCALHOST, 0, log, ssl_context=server_context) as server:
+        async with anytcpip.Client(
+            LOCALHOST, server.port, log, ssl_context=client_context
+        ) as client:
+            await server.connected_task
+            await client.write_str("hello")
+            assert await server.read_str() == "hello"
+        client_reason = client.disconnect_reason
+        assert client_reason is not None
+        assert client_reason.kind is DisconnectKind.CLOSED_HERE
+        reason = await _reason(server)
+        assert reason.kind is DisconnectKind.PEER_CLOSED, reason

@@ -17,7 +17,7 @@ import trustme
 import anytcpip
 import anytcpip.testing
 from anytcpip import _cli
-from helpers import NET_TIMEOUT, server_and_client
+from helpers import NET_TIMEOUT, ServerAndClient, deadline
 
 CRLF_LF = (b"\r\n", b"\n")
 CLASSES = ["Client", "OneClientServer", "TestOneClientReadLoopServer"]
@@ -88,8 +88,9 @@ def test_terminator_getter_and_setter(name: str, log: logging.Logger) -> None:
 
 @pytest.mark.parametrize("monitor", [0.1, 0], ids=["monitor", "no-monitor"])
 @pytest.mark.parametrize("side", ["client", "server"])
+@deadline()
 async def test_each_direction_uses_its_own_terminator(
-    log: logging.Logger, side: str, monitor: float
+    server_and_client: ServerAndClient, side: str, monitor: float
 ) -> None:
     # The reader writes with b"\r" and reads b"\r\n" or b"\n"; the other end
     # uses the default b"\r\n" both ways, then switches to b"\n".
@@ -98,100 +99,101 @@ async def test_each_direction_uses_its_own_terminator(
         "write_terminator": b"\r",
         "monitor_connection_interval": monitor,
     }
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_and_client(log, **side_kwargs(side, kwargs)) as (server, client):
-            obj, peer = (client, server) if side == "client" else (server, client)
-            await peer.write_str("crlf")
-            await peer.write_json({"n": 1})
-            peer.terminator = b"\n"
-            await peer.write_str("lf")
-            await peer.write_json([2])
-            assert await obj.read_str() == "crlf"
-            assert await obj.read_json() == {"n": 1}
-            assert await obj.read_str() == "lf"
-            assert await obj.read_json() == [2]
-            await obj.write_str("command")
-            await obj.write_json({"cmd": "go"})
-            assert await peer.readuntil(b"\r") == b"command\r"
-            assert await peer.readuntil(b"\r") == b'{"cmd": "go"}\r'
-            # Terminators set between messages, on both sides.
-            obj.write_terminator = b"\r\n"
-            peer.terminator = b"\r\n"
-            await obj.write_str("back to crlf")
-            assert await peer.read_str() == "back to crlf"
-            obj.read_terminator = b";"
-            await peer.write(b"one;two;")
-            assert await obj.read_str() == "one"
-            obj.read_terminator = (b";", b"\r\n")
-            await peer.write_str("three")
-            assert await obj.read_str() == "two"
-            assert await obj.read_str() == "three"
+    async with server_and_client(**side_kwargs(side, kwargs)) as (server, client):
+        obj, peer = (client, server) if side == "client" else (server, client)
+        await peer.write_str("crlf")
+        await peer.write_json({"n": 1})
+        peer.terminator = b"\n"
+        await peer.write_str("lf")
+        await peer.write_json([2])
+        assert await obj.read_str() == "crlf"
+        assert await obj.read_json() == {"n": 1}
+        assert await obj.read_str() == "lf"
+        assert await obj.read_json() == [2]
+        await obj.write_str("command")
+        await obj.write_json({"cmd": "go"})
+        assert await peer.readuntil(b"\r") == b"command\r"
+        assert await peer.readuntil(b"\r") == b'{"cmd": "go"}\r'
+        # Terminators set between messages, on both sides.
+        obj.write_terminator = b"\r\n"
+        peer.terminator = b"\r\n"
+        await obj.write_str("back to crlf")
+        assert await peer.read_str() == "back to crlf"
+        obj.read_terminator = b";"
+        await peer.write(b"one;two;")
+        assert await obj.read_str() == "one"
+        obj.read_terminator = (b";", b"\r\n")
+        await peer.write_str("three")
+        assert await obj.read_str() == "two"
+        assert await obj.read_str() == "three"
 
 
 @pytest.mark.parametrize("side", ["client", "server"])
-async def test_alternatives_split_across_writes(log: logging.Logger, side: str) -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_and_client(
-            log, **side_kwargs(side, {"read_terminator": (b"\r\n\x03", b"!")})
-        ) as (
-            server,
-            client,
-        ):
-            obj, peer = (client, server) if side == "client" else (server, client)
-            got: list[str] = []
+@deadline()
+async def test_alternatives_split_across_writes(
+    server_and_client: ServerAndClient, side: str
+) -> None:
+    async with server_and_client(**side_kwargs(side, {"read_terminator": (b"\r\n\x03", b"!")})) as (
+        server,
+        client,
+    ):
+        obj, peer = (client, server) if side == "client" else (server, client)
+        got: list[str] = []
 
-            async def read_three() -> None:
-                for _ in range(3):
-                    got.append(await obj.read_str())
+        async def read_three() -> None:
+            for _ in range(3):
+                got.append(await obj.read_str())
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(read_three)
-                for piece in (b"a\r", b"\n", b"\x03b", b"!c\r\n", b"\x03"):
-                    await anyio.wait_all_tasks_blocked()
-                    await peer.write(piece)
-            assert got == ["a", "b", "c"]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_three)
+            for piece in (b"a\r", b"\n", b"\x03b", b"!c\r\n", b"\x03"):
+                await anyio.wait_all_tasks_blocked()
+                await peer.write(piece)
+        assert got == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize("side", ["client", "server"])
-async def test_readuntil_takes_alternatives(log: logging.Logger, side: str) -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_and_client(log) as (server, client):
-            obj, peer = (client, server) if side == "client" else (server, client)
-            await peer.write(b"a\r\nb\nc")
-            assert await obj.readuntil(CRLF_LF) == b"a\r\n"
-            assert await obj.readuntil(CRLF_LF) == b"b\n"
-            with pytest.raises(ValueError, match="separator"):
-                await obj.readuntil(())
-            with pytest.raises(TypeError, match="separator"):
-                await obj.readuntil("\n")  # type: ignore[arg-type]
-            await peer.write(b"\r\n")
-            assert await obj.readuntil(CRLF_LF) == b"c\r\n"
-            # A bytes-like separator is still accepted.
-            await peer.write(b"d;e;")
-            assert await obj.readuntil(bytearray(b";")) == b"d;"
-            assert await obj.readuntil(memoryview(b";")) == b"e;"
-            with pytest.raises(ValueError, match="separator"):
-                await obj.readuntil(bytearray())
+@deadline()
+async def test_readuntil_takes_alternatives(server_and_client: ServerAndClient, side: str) -> None:
+    async with server_and_client() as (server, client):
+        obj, peer = (client, server) if side == "client" else (server, client)
+        await peer.write(b"a\r\nb\nc")
+        assert await obj.readuntil(CRLF_LF) == b"a\r\n"
+        assert await obj.readuntil(CRLF_LF) == b"b\n"
+        with pytest.raises(ValueError, match="separator"):
+            await obj.readuntil(())
+        with pytest.raises(TypeError, match="separator"):
+            await obj.readuntil("\n")  # type: ignore[arg-type]
+        await peer.write(b"\r\n")
+        assert await obj.readuntil(CRLF_LF) == b"c\r\n"
+        # A bytes-like separator is still accepted.
+        await peer.write(b"d;e;")
+        assert await obj.readuntil(bytearray(b";")) == b"d;"
+        assert await obj.readuntil(memoryview(b";")) == b"e;"
+        with pytest.raises(ValueError, match="separator"):
+            await obj.readuntil(bytearray())
 
 
 @pytest.mark.parametrize("oversize", ["raise", "discard"])
 @pytest.mark.parametrize("side", ["client", "server"])
-async def test_limit_with_alternatives(log: logging.Logger, side: str, oversize: str) -> None:
+@deadline()
+async def test_limit_with_alternatives(
+    server_and_client: ServerAndClient, side: str, oversize: str
+) -> None:
     kwargs = {"read_terminator": (b"\r\n\x03", b"!"), "limit": 10, "oversize": oversize}
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_and_client(log, **side_kwargs(side, kwargs)) as (server, client):
-            obj, peer = (client, server) if side == "client" else (server, client)
-            # Exactly the limit is accepted, one more byte is not, whichever
-            # alternative ends the message; the next message is intact.
-            await peer.write(b"0123456789!" + b"0123456789X\r\n\x03" + b"x" * 100 + b"!")
-            await peer.write(b"after\r\n\x03")
-            assert await obj.read_str() == "0123456789"
-            if oversize == "raise":
-                for _ in range(2):
-                    with pytest.raises(anytcpip.LimitOverrunError):
-                        await obj.read_str()
-            assert await obj.read_str() == "after"
-            assert obj.connected
+    async with server_and_client(**side_kwargs(side, kwargs)) as (server, client):
+        obj, peer = (client, server) if side == "client" else (server, client)
+        # Exactly the limit is accepted, one more byte is not, whichever
+        # alternative ends the message; the next message is intact.
+        await peer.write(b"0123456789!" + b"0123456789X\r\n\x03" + b"x" * 100 + b"!")
+        await peer.write(b"after\r\n\x03")
+        assert await obj.read_str() == "0123456789"
+        if oversize == "raise":
+            for _ in range(2):
+                with pytest.raises(anytcpip.LimitOverrunError):
+                    await obj.read_str()
+        assert await obj.read_str() == "after"
+        assert obj.connected
 
 
 class HeartbeatCounter(anytcpip.TestOneClientReadLoopServer):
@@ -212,34 +214,34 @@ class HeartbeatCounter(anytcpip.TestOneClientReadLoopServer):
 @pytest.mark.parametrize(
     "read_terminator", [b"\r", (b"\r\n", b"\r"), (b"\n", b"\r")], ids=["bytes", "tuple", "tuple2"]
 )
+@deadline()
 async def test_heartbeats_with_per_direction_terminators(
     log: logging.Logger, read_terminator: bytes | tuple[bytes, ...]
 ) -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            HeartbeatCounter(
-                port=0,
-                log=log,
-                read_terminator=read_terminator,
-                run_heartbeat_monitor_task=True,
-                max_heartbeat_interval=NET_TIMEOUT,
-            ) as server,
-            anytcpip.Client(
-                host=server.host,
-                port=server.port,
-                log=log,
-                write_terminator=b"\r",
-                run_heartbeat_send_task=True,
-                heartbeat_send_sleep=0.01,
-            ) as client,
-        ):
-            await server.connected_task
-            await client.write_str("data")
-            assert await server.get_next_data() == "data"
-            await server.three.wait()
-            await client.write_str("more")
-            assert await server.get_next_data() == "more"
-            assert server.connected
+    async with (
+        HeartbeatCounter(
+            port=0,
+            log=log,
+            read_terminator=read_terminator,
+            run_heartbeat_monitor_task=True,
+            max_heartbeat_interval=NET_TIMEOUT,
+        ) as server,
+        anytcpip.Client(
+            host=server.host,
+            port=server.port,
+            log=log,
+            write_terminator=b"\r",
+            run_heartbeat_send_task=True,
+            heartbeat_send_sleep=0.01,
+        ) as client,
+    ):
+        await server.connected_task
+        await client.write_str("data")
+        assert await server.get_next_data() == "data"
+        await server.three.wait()
+        await client.write_str("more")
+        assert await server.get_next_data() == "more"
+        assert server.connected
 
 
 class EtxDevice(anytcpip.OneClientReadLoopServer):
@@ -262,48 +264,47 @@ class EtxDevice(anytcpip.OneClientReadLoopServer):
             await self.write_str(f"ERR unknown command {command!r}")
 
 
+@deadline()
 async def test_etx_device_mock(log: logging.Logger) -> None:
-    with anyio.fail_after(NET_TIMEOUT):
-        async with (
-            EtxDevice(port=0, log=log) as device,
-            anytcpip.Client(
-                host=device.host,
-                port=device.port,
-                log=log,
-                read_terminator=b"\r\n\x03",
-                write_terminator=b"\r",
-            ) as controller,
-        ):
-            await device.connected_task
-            await controller.write_str("POWER 42")
-            assert await controller.read_str() == "OK"
-            await controller.write_str("STATUS?")
-            status = await controller.read_str()
-            assert status.split("\r\n") == ["power=42", "shutter=closed", "interlock=ok"]
-            await controller.write_str("FIRE")
-            assert await controller.read_str() == "ERR unknown command 'FIRE'"
-            # The controller's bytes on the wire end in \r alone.
-            await controller.write(b"POWER 7\rSTATUS?\r")
-            assert await controller.read_str() == "OK"
-            assert (await controller.read_str()).startswith("power=7\r\n")
+    async with (
+        EtxDevice(port=0, log=log) as device,
+        anytcpip.Client(
+            host=device.host,
+            port=device.port,
+            log=log,
+            read_terminator=b"\r\n\x03",
+            write_terminator=b"\r",
+        ) as controller,
+    ):
+        await device.connected_task
+        await controller.write_str("POWER 42")
+        assert await controller.read_str() == "OK"
+        await controller.write_str("STATUS?")
+        status = await controller.read_str()
+        assert status.split("\r\n") == ["power=42", "shutter=closed", "interlock=ok"]
+        await controller.write_str("FIRE")
+        assert await controller.read_str() == "ERR unknown command 'FIRE'"
+        # The controller's bytes on the wire end in \r alone.
+        await controller.write(b"POWER 7\rSTATUS?\r")
+        assert await controller.read_str() == "OK"
+        assert (await controller.read_str()).startswith("power=7\r\n")
 
 
-async def test_alternatives_with_tls(log: logging.Logger) -> None:
+@deadline()
+async def test_alternatives_with_tls(server_and_client: ServerAndClient) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
     client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(client_context)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with server_and_client(
-            log,
-            server_kwargs={"ssl_context": server_context, "read_terminator": CRLF_LF},
-            client_kwargs={"ssl_context": client_context, "write_terminator": b"\n"},
-        ) as (server, client):
-            await client.write_str("lf")
-            await client.write(b"crlf\r\n")
-            assert await server.read_str() == "lf"
-            assert await server.read_str() == "crlf"
+    async with server_and_client(
+        server_kwargs={"ssl_context": server_context, "read_terminator": CRLF_LF},
+        client_kwargs={"ssl_context": client_context, "write_terminator": b"\n"},
+    ) as (server, client):
+        await client.write_str("lf")
+        await client.write(b"crlf\r\n")
+        assert await server.read_str() == "lf"
+        assert await server.read_str() == "crlf"
 
 
 # ---------------------------------------------------------- command line
@@ -327,9 +328,11 @@ def test_cli_terminator_options() -> None:
             parser.parse_args([*command, "--read-terminator", ""])
 
 
-async def test_check_read_write_methods_gives_both_terminators_back(log: logging.Logger) -> None:
+async def test_check_read_write_methods_gives_both_terminators_back(
+    server_and_client: ServerAndClient,
+) -> None:
     kwargs: dict[str, Any] = {"read_terminator": CRLF_LF}
-    async with server_and_client(log, server_kwargs=kwargs, client_kwargs=kwargs) as (
+    async with server_and_client(server_kwargs=kwargs, client_kwargs=kwargs) as (
         server,
         client,
     ):
@@ -342,6 +345,7 @@ async def test_check_read_write_methods_gives_both_terminators_back(log: logging
 @pytest.mark.slow
 @pytest.mark.no_fd_check
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@deadline(NET_TIMEOUT * 2)
 async def test_cli_connect_uses_each_terminator() -> None:
     """``anytcpip connect`` with a device's terminators: lines typed go out
     with ``--write-terminator``; replies are split at the alternatives."""
@@ -360,34 +364,33 @@ async def test_cli_connect_uses_each_terminator() -> None:
                 while True:
                     await stream.receive()
 
-    with anyio.fail_after(NET_TIMEOUT * 2):
-        listener = await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4, local_port=0)
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        async with listener, anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, device)
-            async with run_cli(
-                "connect",
-                anytcpip.LOCALHOST_IPV4,
-                str(port),
-                "--read-terminator",
-                r"\r\n\x03",
-                "--read-terminator",
-                "!",
-                "--write-terminator",
-                r"\r",
-                "--wait",
-                "0.2",
-            ) as proc:
-                await proc.send(b"STATUS?\n")
-                await got_command.wait()
-                assert [await proc.out_line() for _ in range(3)] == [
-                    "power=42\r",
-                    "shutter=closed",
-                    "second",
-                ]
-                await proc.close_stdin()
-                status, _, err = await proc.finish()
-            tg.cancel_scope.cancel()
+    listener = await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4, local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, device)
+        async with run_cli(
+            "connect",
+            anytcpip.LOCALHOST_IPV4,
+            str(port),
+            "--read-terminator",
+            r"\r\n\x03",
+            "--read-terminator",
+            "!",
+            "--write-terminator",
+            r"\r",
+            "--wait",
+            "0.2",
+        ) as proc:
+            await proc.send(b"STATUS?\n")
+            await got_command.wait()
+            assert [await proc.out_line() for _ in range(3)] == [
+                "power=42\r",
+                "shutter=closed",
+                "second",
+            ]
+            await proc.close_stdin()
+            status, _, err = await proc.finish()
+        tg.cancel_scope.cancel()
     assert status == 0, err
     assert bytes(received) == b"STATUS?\r"
 
@@ -395,23 +398,23 @@ async def test_cli_connect_uses_each_terminator() -> None:
 @pytest.mark.slow
 @pytest.mark.no_fd_check
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@deadline(NET_TIMEOUT * 2)
 async def test_cli_serve_uses_each_terminator() -> None:
     """``anytcpip serve`` splits what a client sends at ``--read-terminator``
     and echoes each message as it came."""
     from test_cli import serving  # the command line tests' process runner
 
-    with anyio.fail_after(NET_TIMEOUT * 2):
-        async with serving("--echo", "--read-terminator", "!", "--write-terminator", r"\r") as (
-            server,
-            port,
-        ):
-            sent = b"one!two\r\n!"
-            received = b""
-            async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, port) as stream:
-                await stream.send(sent)
-                while len(received) < len(sent):
-                    received += await stream.receive()
-            status, out, err = await server.finish()
+    async with serving("--echo", "--read-terminator", "!", "--write-terminator", r"\r") as (
+        server,
+        port,
+    ):
+        sent = b"one!two\r\n!"
+        received = b""
+        async with await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, port) as stream:
+            await stream.send(sent)
+            while len(received) < len(sent):
+                received += await stream.receive()
+        status, out, err = await server.finish()
     assert received == sent
     assert status == 0, err
     assert out == "one\ntwo\r\n\n"  # the second message is "two\r\n"
