@@ -13,7 +13,7 @@ import pytest
 import trustme
 
 import anytcpip
-from anytcpip._reconnect import backoff_ceiling
+from anytcpip._backoff import backoff_ceiling
 from anytcpip.testing import ConnectRecorder
 from helpers import NET_TIMEOUT, is_connected, peer_closed, receive_exactly, rst_close
 from reconnect_helpers import LogWatcher, fast_client, free_port, listening

@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ._backoff import backoff_ceiling, check_reconnect_arguments
 from ._base import ConnectCallbackType
 from ._client import Client
 from ._connection import Connection
@@ -40,30 +41,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     from typing_extensions import Unpack
 
-__all__ = ("ReconnectingClient", "backoff_ceiling")
-
-
-def backoff_ceiling(attempt: int, initial: float, factor: float, maximum: float) -> float:
-    """The most a reconnecting client waits before attempt ``attempt`` (0 for
-    the first after a loss): ``min(maximum, initial * factor ** attempt)``,
-    without overflowing. The delay is drawn uniformly from 0 to this (full
-    jitter)."""
-    try:
-        ceiling = initial * factor**attempt
-    except OverflowError:
-        return maximum
-    return min(maximum, ceiling)
-
-
-def _number(name: str, value: Any, *, positive: bool, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
-        raise TypeError(f"{name}={value!r} must be a number" + (" or None" if optional else ""))
-    if positive and not value > 0:
-        raise ValueError(f"{name}={value!r} must be > 0")
-    if not positive and value < 0:
-        raise ValueError(f"{name}={value!r} must be >= 0")
+__all__ = ("ReconnectingClient",)
 
 
 class ReconnectingClient(Client):
@@ -189,33 +167,18 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
             heartbeat_send_sleep=heartbeat_send_sleep,
             **options,
         )
-        _number("reconnect_delay", reconnect_delay, positive=True)
-        _number("reconnect_delay_factor", reconnect_delay_factor, positive=True)
-        if reconnect_delay_factor < 1:
-            raise ValueError(f"reconnect_delay_factor={reconnect_delay_factor!r} must be >= 1")
-        _number("reconnect_delay_max", reconnect_delay_max, positive=True)
-        if reconnect_delay_max < reconnect_delay:
-            raise ValueError(
-                f"reconnect_delay_max={reconnect_delay_max!r} must be >= "
-                f"reconnect_delay={reconnect_delay!r}"
-            )
-        if max_attempts is not None:
-            if not isinstance(max_attempts, int) or isinstance(max_attempts, bool):
-                raise TypeError(f"max_attempts={max_attempts!r} must be an int or None")
-            if max_attempts < 1:
-                raise ValueError(f"max_attempts={max_attempts!r} must be >= 1")
-        _number("give_up_after", give_up_after, positive=True, optional=True)
-        _number("connect_timeout", connect_timeout, positive=True, optional=True)
-        if not isinstance(wait_for_connection, bool):
-            raise TypeError(f"wait_for_connection={wait_for_connection!r} must be a bool")
-        _number("heartbeat_timeout", heartbeat_timeout, positive=True, optional=True)
-        if heartbeat_timeout is not None and not monitor_connection_interval > 0:
-            raise ValueError(
-                f"heartbeat_timeout={heartbeat_timeout!r} needs monitoring: "
-                "monitor_connection_interval must be > 0"
-            )
-        if rng is not None and not isinstance(rng, random.Random):
-            raise TypeError(f"rng={rng!r} must be a random.Random or None")
+        check_reconnect_arguments(
+            reconnect_delay=reconnect_delay,
+            reconnect_delay_factor=reconnect_delay_factor,
+            reconnect_delay_max=reconnect_delay_max,
+            max_attempts=max_attempts,
+            give_up_after=give_up_after,
+            connect_timeout=connect_timeout,
+            wait_for_connection=wait_for_connection,
+            heartbeat_timeout=heartbeat_timeout,
+            monitor_connection_interval=monitor_connection_interval,
+            rng=rng,
+        )
         self.reconnect_delay = reconnect_delay
         self.reconnect_delay_factor = reconnect_delay_factor
         self.reconnect_delay_max = reconnect_delay_max
