@@ -86,7 +86,8 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
         (None: never).
     give_up_after : float or None, optional
         Keyword only. Give up after this many seconds without a connection,
-        counted from the start or from the loss (None: never).
+        counted from the start or the loss; it also cuts the backoff and
+        attempts short (None: never).
     connect_timeout : float or None, optional
         Keyword only. The longest one attempt may take (seconds); a timed-out
         attempt counts as failed. None: no limit of ours.
@@ -254,16 +255,28 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
         started = anyio.current_time()
         failures = 0
         host = f"{self.host if self.host is not None else 'localhost'}:{self.port}"
+        # give_up_after bounds the backoff and the attempts too.
+        deadline = math.inf if self.give_up_after is None else started + self.give_up_after
+        if not first:
+            await anyio.sleep(self.next_delay())
         while True:
-            if not first or failures:
-                await anyio.sleep(self.next_delay())
+            timeout = min(
+                math.inf if self.connect_timeout is None else self.connect_timeout,
+                deadline - anyio.current_time(),
+            )
             try:
-                with anyio.fail_after(self.connect_timeout):
+                with anyio.fail_after(None if timeout == math.inf else max(0.0, timeout)):
                     await super()._open()
             except OSError as exc:
                 failures += 1
                 self._note_failure(host, exc)
                 limit = self._gave_up(failures, anyio.current_time() - started)
+                if not limit:
+                    # give_up_after bounds the backoff too.
+                    await anyio.sleep(
+                        max(0.0, min(self.next_delay(), deadline - anyio.current_time()))
+                    )
+                    limit = self._gave_up(failures, anyio.current_time() - started)
                 if limit:
                     error = ConnectionError(
                         f"gave up connecting to {host} after {failures} failed "
