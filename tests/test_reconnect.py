@@ -235,6 +235,25 @@ async def test_give_up_after_seconds(log: logging.Logger) -> None:
         assert isinstance(info.value.__cause__, ConnectionRefusedError)
 
 
+async def test_give_up_after_cuts_the_backoff_short(log: logging.Logger) -> None:
+    """give_up_after=0.2 with a 30 s backoff: giving up is not held up by
+    the next delay (about 7 s with this seed)."""
+    with anyio.fail_after(NET_TIMEOUT):
+        client = fast_client(
+            log,
+            await free_port(),
+            give_up_after=0.2,
+            reconnect_delay=30,
+            reconnect_delay_max=30,
+            rng=random.Random(3),
+        )
+        begin = anyio.current_time()
+        with pytest.raises(ConnectionError, match=r"give_up_after=0\.2"):
+            async with client:
+                pytest.fail("started")  # pragma: no cover
+        assert anyio.current_time() - begin < 5
+
+
 async def test_give_up_after_a_loss(log: logging.Logger) -> None:
     """Giving up after a loss closes the client: run returns, wait_connected
     and waiting reads raise, callbacks end disconnected."""
