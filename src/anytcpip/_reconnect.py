@@ -238,6 +238,10 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
         with anyio.fail_after(timeout):
             await self._wait_link()
 
+    async def _link(self) -> None:
+        if self.wait_for_connection and not self.connected:
+            await self._wait_link()
+
     async def _wait_link(self) -> None:
         while not self.connected:
             if self._give_up_error is not None:
@@ -257,48 +261,54 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
         host = f"{self.host if self.host is not None else 'localhost'}:{self.port}"
         # give_up_after bounds the backoff and the attempts too.
         deadline = math.inf if self.give_up_after is None else started + self.give_up_after
+        last: OSError | None = None
         if not first:
-            await anyio.sleep(self.next_delay())
+            await self._backoff(deadline)
         while True:
-            timeout = min(
-                math.inf if self.connect_timeout is None else self.connect_timeout,
-                deadline - anyio.current_time(),
-            )
-            try:
-                with anyio.fail_after(None if timeout == math.inf else max(0.0, timeout)):
-                    await super()._open()
-            except OSError as exc:
-                failures += 1
-                self._note_failure(host, exc)
-                limit = self._gave_up(failures, anyio.current_time() - started)
-                if not limit:
-                    # give_up_after bounds the backoff too.
-                    await anyio.sleep(
-                        max(0.0, min(self.next_delay(), deadline - anyio.current_time()))
-                    )
-                    limit = self._gave_up(failures, anyio.current_time() - started)
-                if limit:
-                    error = ConnectionError(
-                        f"gave up connecting to {host} after {failures} failed "
-                        f"attempts ({limit}): {exc}"
-                    )
-                    self.log.error("%s", error)
-                    raise error from exc
-                continue
-            self.connection_count += 1
-            self._connected_at = anyio.current_time()
-            self._last_failure = None
-            if first and not failures:
-                self.log.debug("connected to %s", host)
+            error: OSError | None = None
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())) as bound:
+                try:
+                    with anyio.fail_after(self.connect_timeout):
+                        await super()._open()
+                except OSError as exc:
+                    error = exc
+            if error is None and not bound.cancelled_caught:
+                break
+            if bound.cancelled_caught:
+                # Cut short by give_up_after: the last attempt's error stands.
+                error = last if last is not None else TimeoutError("no attempt finished")
             else:
-                self.log.info(
-                    "%s %s (connection %d) after %d failed attempts",
-                    "connected to" if first else "reconnected to",
-                    host,
-                    self.connection_count,
-                    failures,
+                assert error is not None
+                failures += 1
+                self._note_failure(host, error)
+                last = error
+            limit = self._gave_up(failures, anyio.current_time() - started)
+            if not limit:
+                await self._backoff(deadline)
+                limit = self._gave_up(failures, anyio.current_time() - started)
+            if limit:
+                gave_up = ConnectionError(
+                    f"gave up connecting to {host} after {failures} failed "
+                    f"attempts ({limit}): {error}"
                 )
-            return
+                self.log.error("%s", gave_up)
+                raise gave_up from error
+        self.connection_count += 1
+        self._connected_at = anyio.current_time()
+        self._last_failure = None
+        if first and not failures:
+            self.log.debug("connected to %s", host)
+        else:
+            self.log.info(
+                "%s %s (connection %d) after %d failed attempts",
+                "connected to" if first else "reconnected to",
+                host,
+                self.connection_count,
+                failures,
+            )
+
+    async def _backoff(self, deadline: float) -> None:
+        await anyio.sleep(max(0.0, min(self.next_delay(), deadline - anyio.current_time())))
 
     def _note_failure(self, host: str, exc: OSError) -> None:
         """Log a failed attempt once per change of reason."""
@@ -400,51 +410,41 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
     # ------------------------------------------- waiting reads and writes
 
     async def read(self, n: int = -1) -> bytes:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         return await super().read(n)
 
     async def readexactly(self, n: int) -> bytes:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         return await super().readexactly(n)
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         return await super().readuntil(separator)
 
     async def readline(self) -> bytes:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         return await super().readline()
 
     async def read_into(self, struct: ctypes.Structure) -> None:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         await super().read_into(struct)
 
     async def read_str(self) -> str:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         return await super().read_str()
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         await super().write(data)
 
     async def write_from(self, *structs: ctypes.Structure) -> None:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         await super().write_from(*structs)
 
     async def write_str(self, line: str) -> None:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         await super().write_str(line)
 
     async def write_json(self, data: Any) -> None:
-        if self.wait_for_connection and not self.connected:
-            await self._wait_link()
+        await self._link()
         await super().write_json(data)
