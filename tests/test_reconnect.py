@@ -523,3 +523,40 @@ async def test_heartbeats_restart_on_each_connection(log: logging.Logger) -> Non
                     await anyio.aclose_forcefully(stream)
                     await client.wait_disconnected()
                 assert client.connection_count >= 3
+
+
+async def test_nothing_queued_for_the_old_connection_is_sent_on_the_new(
+    log: logging.Logger,
+) -> None:
+    """A writer floods a server that does not read, the server resets: the
+    next server receives only what is written after the reconnect."""
+    chunk = b"o" * 65536
+    with anyio.fail_after(NET_TIMEOUT):
+        async with listening() as door:
+            async with fast_client(log, door.port) as client:
+                first = await door.accept()
+                flooding = anyio.Event()
+                written = 0
+
+                async def flood() -> None:
+                    nonlocal written
+                    try:
+                        while True:
+                            await client.write(chunk)
+                            written += len(chunk)
+                            if written >= 1 << 20:
+                                flooding.set()
+                    except ConnectionError:
+                        pass
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(flood)
+                    await flooding.wait()
+                    await rst_close(first)
+                    reason = await client.wait_disconnected()
+                assert reason is not None
+                assert reason.kind is anytcpip.DisconnectKind.RESET, reason
+                await client.wait_connected()
+                second = await door.accept()
+                await client.write(b"new\n")
+                assert await receive_exactly(second, 4) == b"new\n"
