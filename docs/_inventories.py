@@ -69,6 +69,7 @@ INVENTORIES: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
             "json.JSONDecodeError": ("exception", "library/json.html#"),
             "logging.Logger": ("class", "library/logging.html#"),
             "ssl.SSLContext": ("class", "library/ssl.html#"),
+            "random.Random": ("class", "library/random.html#"),
             "typing.Any": ("data", "library/typing.html#"),
             "BaseException": ("exception", "library/exceptions.html#"),
             "ConnectionError": ("exception", "library/exceptions.html#"),

@@ -35,6 +35,7 @@ from ._exceptions import LimitOverrunError as LimitOverrunError
 from ._one_client_server import OneClientServer as OneClientServer
 from ._oneshot import OneShot as OneShot
 from ._read_loop_server import OneClientReadLoopServer as OneClientReadLoopServer
+from ._reconnect import ReconnectingClient as ReconnectingClient
 from ._streams import close_stream as close_stream
 from ._streams import read_into as read_into
 from ._streams import write_from as write_from
@@ -72,6 +73,7 @@ __all__ = (
     "OneClientReadLoopServer",
     "OneClientServer",
     "OneShot",
+    "ReconnectingClient",
     "TestOneClientReadLoopServer",
     "close_stream",
     "read_into",

@@ -51,7 +51,8 @@ class Client(BaseClientOrServer):
     ``async with Client(host, port, log) as client:`` connects before the body
     runs and closes on exit; ``await task_group.start(client.run)`` connects and
     keeps the client running in your task group until :meth:`close`. A client
-    connects once: make a new one to reconnect.
+    connects once: make a new one to reconnect, or use
+    :class:`~anytcpip.ReconnectingClient`, which stays one object across reconnects.
 
     Parameters
     ----------

@@ -107,10 +107,10 @@ class ReadWriteAPI:
         Parameters
         ----------
         separator : bytes or tuple of bytes
-            The separator (bytes, bytearray or memoryview). The default is ``b"\\n"`` (as in asyncio), not
-            :attr:`terminator`. A tuple gives alternatives, as for
-            :attr:`read_terminator` (and as in asyncio 3.13): the result is
-            the shortest that ends with one of them.
+            The separator (bytes, bytearray or memoryview). The default is
+            ``b"\\n"`` (as in asyncio), not :attr:`terminator`. A tuple gives
+            alternatives, as for :attr:`read_terminator` (and as in asyncio
+            3.13): the result is the shortest that ends with one of them.
 
         Raises
         ------
