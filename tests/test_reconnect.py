@@ -15,7 +15,7 @@ import trustme
 import anytcpip
 from anytcpip._backoff import backoff_ceiling
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT, is_connected, peer_closed, receive_exactly, rst_close
+from helpers import NET_TIMEOUT, deadline, is_connected, peer_closed, receive_exactly, rst_close
 from reconnect_helpers import LogWatcher, fast_client, free_port, listening
 
 
@@ -86,66 +86,67 @@ def test_backoff_follows_the_formula(log: logging.Logger) -> None:
 # ------------------------------------------------------------ reconnects
 
 
+@deadline()
 async def test_server_restarts_on_the_same_port(log: logging.Logger) -> None:
     """The server goes away (FIN) and comes back three times on its port: the
     same client reconnects each time, reads each new connection's bytes,
     counts the connections and calls back strictly alternating."""
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        port = await free_port()
-        async with anyio.create_task_group() as tg:
-            client = fast_client(log, port, connect_callback=recorder)
-            for round_ in range(3):
-                async with listening(port) as door:
-                    if round_ == 0:
-                        await tg.start(client.run)
-                    else:
-                        await client.wait_connected()
-                    assert client.connected
-                    assert client.should_be_connected
-                    assert client.connection_count == round_ + 1
-                    stream = await door.accept()
-                    await stream.send(b"round %d\n" % round_)
-                    assert await client.readline() == b"round %d\n" % round_
-                    await client.write(b"ack %d\n" % round_)
-                    assert await receive_exactly(stream, 6) == b"ack %d\n" % round_
-                # The door shut with a FIN.
-                reason = await client.wait_disconnected()
-                assert reason is not None
-                assert reason.kind is anytcpip.DisconnectKind.PEER_CLOSED
-                assert not is_connected(client)
+    port = await free_port()
+    async with anyio.create_task_group() as tg:
+        client = fast_client(log, port, connect_callback=recorder)
+        for round_ in range(3):
+            async with listening(port) as door:
+                if round_ == 0:
+                    await tg.start(client.run)
+                else:
+                    await client.wait_connected()
+                assert client.connected
                 assert client.should_be_connected
-            await client.close()
-        assert not client.should_be_connected
-        assert client.done_task.done()
+                assert client.connection_count == round_ + 1
+                stream = await door.accept()
+                await stream.send(b"round %d\n" % round_)
+                assert await client.readline() == b"round %d\n" % round_
+                await client.write(b"ack %d\n" % round_)
+                assert await receive_exactly(stream, 6) == b"ack %d\n" % round_
+            # The door shut with a FIN.
+            reason = await client.wait_disconnected()
+            assert reason is not None
+            assert reason.kind is anytcpip.DisconnectKind.PEER_CLOSED
+            assert not is_connected(client)
+            assert client.should_be_connected
+        await client.close()
+    assert not client.should_be_connected
+    assert client.done_task.done()
     assert recorder.history == [True, False] * 3
     recorder.assert_alternating()
 
 
+@deadline()
 async def test_server_resets(log: logging.Logger) -> None:
     """A reset (SO_LINGER 1, 0) is a loss like a FIN: reconnect, reason RESET."""
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with listening() as door:
-            async with fast_client(log, door.port, connect_callback=recorder) as client:
-                for _i in range(3):
-                    await client.wait_connected()
-                    stream = await door.accept()
-                    await rst_close(stream)
-                    reason = await client.wait_disconnected()
-                    assert reason is not None
-                    assert reason.kind is anytcpip.DisconnectKind.RESET
+    async with listening() as door:
+        async with fast_client(log, door.port, connect_callback=recorder) as client:
+            for _i in range(3):
                 await client.wait_connected()
-                assert client.connection_count == 4
-                await recorder.wait_count(7)
+                stream = await door.accept()
+                await rst_close(stream)
+                reason = await client.wait_disconnected()
+                assert reason is not None
+                assert reason.kind is anytcpip.DisconnectKind.RESET
+            await client.wait_connected()
+            assert client.connection_count == 4
+            await recorder.wait_count(7)
     assert recorder.history == [True, False] * 4
     recorder.assert_alternating()
 
 
+@deadline()
 async def test_start_while_the_server_is_down(log: logging.Logger) -> None:
     """start retries with backoff while nothing listens, and returns once the
     server is there; the refusal is logged once, however many attempts."""
-    with anyio.fail_after(NET_TIMEOUT), LogWatcher(log) as watcher:
+    with LogWatcher(log) as watcher:
         port = await free_port()
         client = fast_client(log, port)
         async with anyio.create_task_group() as tg:
@@ -172,11 +173,12 @@ async def test_start_while_the_server_is_down(log: logging.Logger) -> None:
     assert watcher.messages("connected to", logging.INFO), "the connection was not logged"
 
 
+@deadline()
 async def test_the_log_says_each_reason_once_per_change(log: logging.Logger) -> None:
     """Refused, refused, ... then timed out (a server that accepts and never
     does the TLS handshake), then refused again: three warnings; each
     reconnect logged at INFO."""
-    with anyio.fail_after(NET_TIMEOUT), LogWatcher(log) as watcher:
+    with LogWatcher(log) as watcher:
         port = await free_port()
         client = fast_client(
             log,
@@ -200,10 +202,11 @@ async def test_the_log_says_each_reason_once_per_change(log: logging.Logger) -> 
 
 
 @pytest.mark.parametrize("door", ["async_with", "start"])
+@deadline()
 async def test_give_up_after_attempts(log: logging.Logger, door: str) -> None:
     """max_attempts=3 with nothing listening: start raises ConnectionError,
     the last refusal chained, with nothing left running."""
-    with anyio.fail_after(NET_TIMEOUT), LogWatcher(log) as watcher:
+    with LogWatcher(log) as watcher:
         client = fast_client(log, await free_port(), max_attempts=3)
         async with anyio.create_task_group() as tg:
 
@@ -222,66 +225,67 @@ async def test_give_up_after_attempts(log: logging.Logger, door: str) -> None:
     assert len(watcher.messages("still cannot connect")) == 2
 
 
+@deadline()
 async def test_give_up_after_seconds(log: logging.Logger) -> None:
     """give_up_after=0.2: start gives up after about that long without a
     connection (not before), with the last error chained."""
-    with anyio.fail_after(NET_TIMEOUT):
-        client = fast_client(log, await free_port(), give_up_after=0.2)
-        begin = anyio.current_time()
-        with pytest.raises(ConnectionError, match=r"give_up_after=0\.2") as info:
-            async with client:
-                pytest.fail("started")  # pragma: no cover
-        assert anyio.current_time() - begin >= 0.2
-        assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    client = fast_client(log, await free_port(), give_up_after=0.2)
+    begin = anyio.current_time()
+    with pytest.raises(ConnectionError, match=r"give_up_after=0\.2") as info:
+        async with client:
+            pytest.fail("started")  # pragma: no cover
+    assert anyio.current_time() - begin >= 0.2
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
 
 
+@deadline()
 async def test_give_up_after_cuts_the_backoff_short(log: logging.Logger) -> None:
     """give_up_after=0.2 with a 30 s backoff: giving up is not held up by
     the next delay (about 7 s with this seed)."""
-    with anyio.fail_after(NET_TIMEOUT):
-        client = fast_client(
-            log,
-            await free_port(),
-            give_up_after=0.2,
-            reconnect_delay=30,
-            reconnect_delay_max=30,
-            rng=random.Random(3),
-        )
-        begin = anyio.current_time()
-        with pytest.raises(ConnectionError, match=r"give_up_after=0\.2"):
-            async with client:
-                pytest.fail("started")  # pragma: no cover
-        assert anyio.current_time() - begin < 5
+    client = fast_client(
+        log,
+        await free_port(),
+        give_up_after=0.2,
+        reconnect_delay=30,
+        reconnect_delay_max=30,
+        rng=random.Random(3),
+    )
+    begin = anyio.current_time()
+    with pytest.raises(ConnectionError, match=r"give_up_after=0\.2"):
+        async with client:
+            pytest.fail("started")  # pragma: no cover
+    assert anyio.current_time() - begin < 5
 
 
+@deadline()
 async def test_give_up_after_a_loss(log: logging.Logger) -> None:
     """Giving up after a loss closes the client: run returns, wait_connected
     and waiting reads raise, callbacks end disconnected."""
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        port = await free_port()
-        client = fast_client(
-            log, port, connect_callback=recorder, max_attempts=2, wait_for_connection=True
-        )
-        async with anyio.create_task_group() as tg:
-            async with listening(port):
-                await tg.start(client.run)
-            await client.done_task
-        assert not client.should_be_connected
-        with pytest.raises(ConnectionError, match="max_attempts=2"):
-            await client.wait_connected()
-        with pytest.raises(ConnectionError, match="max_attempts=2"):
-            await client.read(1)
+    port = await free_port()
+    client = fast_client(
+        log, port, connect_callback=recorder, max_attempts=2, wait_for_connection=True
+    )
+    async with anyio.create_task_group() as tg:
+        async with listening(port):
+            await tg.start(client.run)
+        await client.done_task
+    assert not client.should_be_connected
+    with pytest.raises(ConnectionError, match="max_attempts=2"):
+        await client.wait_connected()
+    with pytest.raises(ConnectionError, match="max_attempts=2"):
+        await client.read(1)
     assert recorder.history == [True, False]
 
 
 # ---------------------------------------------------------------- close
 
 
+@deadline()
 async def test_close_during_backoff(log: logging.Logger) -> None:
     """close() while waiting a long backoff returns at once; nothing runs on."""
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT), LogWatcher(log) as watcher:
+    with LogWatcher(log) as watcher:
         port = await free_port()
         client = fast_client(
             log,
@@ -305,6 +309,7 @@ async def test_close_during_backoff(log: logging.Logger) -> None:
 
 
 @pytest.mark.parametrize("when", ["starting", "reconnecting"])
+@deadline()
 async def test_close_during_a_connect_attempt(log: logging.Logger, when: str) -> None:
     """close() while an attempt hangs (a TLS handshake nobody answers),
     while starting or reconnecting, returns at once with nothing left
@@ -315,7 +320,7 @@ async def test_close_during_a_connect_attempt(log: logging.Logger, when: str) ->
     ca.issue_cert(anytcpip.LOCALHOST_IPV4).configure_cert(server_context)
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
-    with anyio.fail_after(NET_TIMEOUT), LogWatcher(log) as watcher:
+    with LogWatcher(log) as watcher:
         port = await free_port()
         client = fast_client(
             log, port, connect_callback=recorder, tls=True, ssl_context=client_context
@@ -340,127 +345,128 @@ async def test_close_during_a_connect_attempt(log: logging.Logger, when: str) ->
     assert not watcher.messages("TimeoutError")
 
 
+@deadline()
 async def test_close_while_connected_after_reconnects(log: logging.Logger) -> None:
     """Close during a connection (after a reconnect): the callbacks end with a
     disconnect, and the server sees the close (FIN)."""
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
-    with anyio.fail_after(NET_TIMEOUT):
-        async with listening() as door:
-            async with fast_client(log, door.port, connect_callback=recorder) as client:
-                first = await door.accept()
-                await anyio.aclose_forcefully(first)
-                await client.wait_disconnected()
-                await client.wait_connected()
-                second = await door.accept()
-            assert await peer_closed(second)
-            assert recorder.history == [True, False, True, False]
-            assert client.connection_count == 2
+    async with listening() as door:
+        async with fast_client(log, door.port, connect_callback=recorder) as client:
+            first = await door.accept()
+            await anyio.aclose_forcefully(first)
+            await client.wait_disconnected()
+            await client.wait_connected()
+            second = await door.accept()
+        assert await peer_closed(second)
+        assert recorder.history == [True, False, True, False]
+        assert client.connection_count == 2
 
 
 # ------------------------------------------------------ waiting for links
 
 
+@deadline()
 async def test_wait_connected(log: logging.Logger) -> None:
     """wait_connected returns at once while connected; with a timeout it
     raises TimeoutError while the server is away; without one it returns
     once the server is back; after close it raises ConnectionError."""
-    with anyio.fail_after(NET_TIMEOUT):
-        port = await free_port()
-        async with anyio.create_task_group() as tg:
-            client = fast_client(log, port)
-            async with listening(port):
-                await tg.start(client.run)
-                await client.wait_connected(timeout=0)
-            await client.wait_disconnected()
-            with pytest.raises(TimeoutError):
-                await client.wait_connected(timeout=0.05)
-            async with listening(port):
-                await client.wait_connected()
-                assert client.connected
-                assert client.connection_count == 2
-                await client.close()
-        with pytest.raises(ConnectionError):
+    port = await free_port()
+    async with anyio.create_task_group() as tg:
+        client = fast_client(log, port)
+        async with listening(port):
+            await tg.start(client.run)
+            await client.wait_connected(timeout=0)
+        await client.wait_disconnected()
+        with pytest.raises(TimeoutError):
+            await client.wait_connected(timeout=0.05)
+        async with listening(port):
             await client.wait_connected()
+            assert client.connected
+            assert client.connection_count == 2
+            await client.close()
+    with pytest.raises(ConnectionError):
+        await client.wait_connected()
 
 
+@deadline()
 async def test_reads_and_writes_while_disconnected_raise(log: logging.Logger) -> None:
     """By default, every read and write while reconnecting raises
     ConnectionError at once."""
-    with anyio.fail_after(NET_TIMEOUT):
-        port = await free_port()
-        async with anyio.create_task_group() as tg:
-            client = fast_client(log, port, reconnect_delay=30, reconnect_delay_max=30)
-            async with listening(port):
-                await tg.start(client.run)
-            await client.wait_disconnected()
-            with anyio.fail_after(1):
-                for call in (
-                    client.read(1),
-                    client.readline(),
-                    client.readexactly(2),
-                    client.read_str(),
-                    client.read_json(),
-                    client.write(b"x"),
-                    client.write_str("x"),
-                    client.write_json({}),
-                ):
-                    with pytest.raises(ConnectionError):
-                        await call
-            await client.close()
+    port = await free_port()
+    async with anyio.create_task_group() as tg:
+        client = fast_client(log, port, reconnect_delay=30, reconnect_delay_max=30)
+        async with listening(port):
+            await tg.start(client.run)
+        await client.wait_disconnected()
+        with anyio.fail_after(1):
+            for call in (
+                client.read(1),
+                client.readline(),
+                client.readexactly(2),
+                client.read_str(),
+                client.read_json(),
+                client.write(b"x"),
+                client.write_str("x"),
+                client.write_json({}),
+            ):
+                with pytest.raises(ConnectionError):
+                    await call
+        await client.close()
 
 
+@deadline()
 async def test_reads_and_writes_wait_for_the_next_connection(log: logging.Logger) -> None:
     """wait_for_connection=True: a read and a write made while reconnecting
     wait, and go to the next connection; close ends the wait with
     ConnectionError."""
-    with anyio.fail_after(NET_TIMEOUT):
-        port = await free_port()
-        client = fast_client(log, port, wait_for_connection=True)
-        got: list[str] = []
-        async with anyio.create_task_group() as tg:
-            async with listening(port):
-                await tg.start(client.run)
-            await client.wait_disconnected()
-            waiting, read_done = anyio.Event(), anyio.Event()
+    port = await free_port()
+    client = fast_client(log, port, wait_for_connection=True)
+    got: list[str] = []
+    async with anyio.create_task_group() as tg:
+        async with listening(port):
+            await tg.start(client.run)
+        await client.wait_disconnected()
+        waiting, read_done = anyio.Event(), anyio.Event()
 
-            async def read_one() -> None:
-                waiting.set()
-                got.append(await client.read_str())
-                read_done.set()
+        async def read_one() -> None:
+            waiting.set()
+            got.append(await client.read_str())
+            read_done.set()
 
-            tg.start_soon(read_one)
-            await waiting.wait()
-            async with anyio.create_task_group() as writers:
-                writers.start_soon(client.write_str, "sent while away")
-                async with listening(port) as door:
-                    stream = await door.accept()
-                    expected = b"sent while away" + client.terminator
-                    assert await receive_exactly(stream, len(expected)) == expected
-                    await stream.send(b"new" + client.terminator)
-                    await read_done.wait()
-            assert got == ["new"]
-            await client.wait_disconnected()
+        tg.start_soon(read_one)
+        await waiting.wait()
+        async with anyio.create_task_group() as writers:
+            writers.start_soon(client.write_str, "sent while away")
+            async with listening(port) as door:
+                stream = await door.accept()
+                expected = b"sent while away" + client.terminator
+                assert await receive_exactly(stream, len(expected)) == expected
+                await stream.send(b"new" + client.terminator)
+                await read_done.wait()
+        assert got == ["new"]
+        await client.wait_disconnected()
 
-            async def read_until_closed() -> None:
-                with pytest.raises(ConnectionError):
-                    await client.read(1)
-                finished.set()
+        async def read_until_closed() -> None:
+            with pytest.raises(ConnectionError):
+                await client.read(1)
+            finished.set()
 
-            finished = anyio.Event()
-            tg.start_soon(read_until_closed)
-            await client.close()
-            await finished.wait()
+        finished = anyio.Event()
+        tg.start_soon(read_until_closed)
+        await client.close()
+        await finished.wait()
 
 
 # ---------------------------------------------------- every link is clean
 
 
+@deadline()
 async def test_no_bytes_of_the_old_connection(log: logging.Logger) -> None:
     """A server sends a burst nobody reads, then closes: after the reconnect
     the client reads only the new connection's bytes, and the burst is
     counted as unread in the disconnect reason and its log line."""
     burst = b"old data\n" * 100
-    with anyio.fail_after(NET_TIMEOUT), LogWatcher(log) as watcher:
+    with LogWatcher(log) as watcher:
         async with listening() as door:
             async with fast_client(log, door.port) as client:
                 first = await door.accept()
@@ -476,87 +482,87 @@ async def test_no_bytes_of_the_old_connection(log: logging.Logger) -> None:
     assert watcher.messages(f"{len(burst)} bytes unread"), "the drop was not logged"
 
 
+@deadline()
 async def test_a_read_in_progress_never_gets_the_next_connection(
     log: logging.Logger,
 ) -> None:
     """A read waiting when the link drops fails (IncompleteReadError or
     ConnectionError); the next connection's bytes are for the next read."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with listening() as door:
-            async with fast_client(log, door.port) as client:
-                first = await door.accept()
-                result: list[BaseException | bytes] = []
-                waiting = anyio.Event()
+    async with listening() as door:
+        async with fast_client(log, door.port) as client:
+            first = await door.accept()
+            result: list[BaseException | bytes] = []
+            waiting = anyio.Event()
 
-                async def read_100() -> None:
-                    waiting.set()
-                    try:
-                        result.append(await client.readexactly(100))
-                    except (ConnectionError, anytcpip.IncompleteReadError) as exc:
-                        result.append(exc)
+            async def read_100() -> None:
+                waiting.set()
+                try:
+                    result.append(await client.readexactly(100))
+                except (ConnectionError, anytcpip.IncompleteReadError) as exc:
+                    result.append(exc)
 
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(read_100)
-                    await waiting.wait()
-                    await first.send(b"x" * 10)
-                    await anyio.aclose_forcefully(first)
-                    await client.wait_disconnected()
-                    await client.wait_connected()
-                    second = await door.accept()
-                    await second.send(b"y" * 100)
-                assert len(result) == 1, result
-                assert isinstance(result[0], BaseException), result
-                assert await client.readexactly(100) == b"y" * 100
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_100)
+                await waiting.wait()
+                await first.send(b"x" * 10)
+                await anyio.aclose_forcefully(first)
+                await client.wait_disconnected()
+                await client.wait_connected()
+                second = await door.accept()
+                await second.send(b"y" * 100)
+            assert len(result) == 1, result
+            assert isinstance(result[0], BaseException), result
+            assert await client.readexactly(100) == b"y" * 100
 
 
+@deadline()
 async def test_heartbeats_restart_on_each_connection(log: logging.Logger) -> None:
     """run_heartbeat_send_task: every connection starts with a heartbeat."""
-    with anyio.fail_after(NET_TIMEOUT):
-        async with listening() as door:
-            async with fast_client(
-                log, door.port, run_heartbeat_send_task=True, heartbeat_send_sleep=30
-            ) as client:
-                beat = anytcpip.HEARTBEAT + client.terminator
-                for _ in range(3):
-                    stream = await door.accept()
-                    assert await receive_exactly(stream, len(beat)) == beat
-                    await anyio.aclose_forcefully(stream)
-                    await client.wait_disconnected()
-                assert client.connection_count >= 3
+    async with listening() as door:
+        async with fast_client(
+            log, door.port, run_heartbeat_send_task=True, heartbeat_send_sleep=30
+        ) as client:
+            beat = anytcpip.HEARTBEAT + client.terminator
+            for _ in range(3):
+                stream = await door.accept()
+                assert await receive_exactly(stream, len(beat)) == beat
+                await anyio.aclose_forcefully(stream)
+                await client.wait_disconnected()
+            assert client.connection_count >= 3
 
 
+@deadline()
 async def test_nothing_queued_for_the_old_connection_is_sent_on_the_new(
     log: logging.Logger,
 ) -> None:
     """A writer floods a server that does not read, the server resets: the
     next server receives only what is written after the reconnect."""
     chunk = b"o" * 65536
-    with anyio.fail_after(NET_TIMEOUT):
-        async with listening() as door:
-            async with fast_client(log, door.port) as client:
-                first = await door.accept()
-                flooding = anyio.Event()
-                written = 0
+    async with listening() as door:
+        async with fast_client(log, door.port) as client:
+            first = await door.accept()
+            flooding = anyio.Event()
+            written = 0
 
-                async def flood() -> None:
-                    nonlocal written
-                    try:
-                        while True:
-                            await client.write(chunk)
-                            written += len(chunk)
-                            if written >= 1 << 20:
-                                flooding.set()
-                    except ConnectionError:
-                        pass
+            async def flood() -> None:
+                nonlocal written
+                try:
+                    while True:
+                        await client.write(chunk)
+                        written += len(chunk)
+                        if written >= 1 << 20:
+                            flooding.set()
+                except ConnectionError:
+                    pass
 
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(flood)
-                    await flooding.wait()
-                    await rst_close(first)
-                    reason = await client.wait_disconnected()
-                assert reason is not None
-                assert reason.kind is anytcpip.DisconnectKind.RESET, reason
-                await client.wait_connected()
-                second = await door.accept()
-                await client.write(b"new\n")
-                assert await receive_exactly(second, 4) == b"new\n"
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(flood)
+                await flooding.wait()
+                await rst_close(first)
+                reason = await client.wait_disconnected()
+            assert reason is not None
+            assert reason.kind is anytcpip.DisconnectKind.RESET, reason
+            await client.wait_connected()
+            second = await door.accept()
+            await client.write(b"new\n")
+            assert await receive_exactly(second, 4) == b"new\n"
