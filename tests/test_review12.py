@@ -1,0 +1,99 @@
+"""Review of issue 12 items 2 and 3 (disconnect reasons, second-client
+policy): each test reproduces one finding, on every backend."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import anyio.abc
+
+import anytcpip
+from anytcpip.testing import ConnectRecorder
+from helpers import NET_TIMEOUT
+
+LOCALHOST = anytcpip.LOCALHOST_IPV4
+
+
+# ------------------- the old client's tasks never close the new client
+
+
+class _Heartbeats(anytcpip.OneClientReadLoopServer):
+    """Counts heartbeats; answers every other line."""
+
+    async def read_and_dispatch(self) -> None:
+        line = await self.read_str()
+        if line == "hb":
+            await self.handle_received_heartbeat()
+        else:
+            await self.write_str("ok " + line)
+
+
+async def _served(server: anytcpip.OneClientServer, peer: anyio.abc.SocketStream) -> None:
+    """``peer`` is served: a line goes there and back."""
+    await peer.send(b"ping\r\n")
+    data = b""
+    while not data.endswith(b"\n"):
+        data += await peer.receive()
+    assert data == b"ok ping\r\n"
+    assert server.connected
+
+
+async def test_old_heartbeat_monitor_spares_new_client(log: logging.Logger) -> None:
+    """The replaced client's heartbeat monitor comes due while its disconnect
+    callback runs: the new client (waiting for that callback) is still served."""
+    interval = 0.3
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
+
+    async def callback(server: anytcpip.BaseClientOrServer) -> None:
+        await recorder(server)
+        if recorder.history == [True, False]:
+            # Slow: the old client's monitor comes due meanwhile.
+            await anyio.sleep(interval * 3)
+
+    with anyio.fail_after(NET_TIMEOUT):
+        async with _Heartbeats(
+            port=0,
+            log=log,
+            connect_callback=callback,
+            second_client="replace",
+            run_heartbeat_monitor_task=True,
+            max_heartbeat_interval=interval,
+        ) as server:
+            async with await anyio.connect_tcp(LOCALHOST, server.port):
+                await recorder.assert_next(True)
+                async with await anyio.connect_tcp(LOCALHOST, server.port) as new:
+                    await new.send(b"hb\r\n")
+                    await recorder.assert_next(False)
+                    await recorder.assert_next(True)
+                    await new.send(b"hb\r\n")
+                    await _served(server, new)
+                    assert recorder.history == [True, False, True]
+
+
+class _FailsWhenGone(anytcpip.OneClientReadLoopServer):
+    """A handler that turns a lost connection into an error of its own."""
+
+    async def read_and_dispatch(self) -> None:
+        try:
+            line = await self.read_str()
+        except ConnectionError as exc:
+            raise RuntimeError("the controller went away") from exc
+        await self.write_str("ok " + line)
+
+
+async def test_old_read_loop_error_spares_new_client(log: logging.Logger) -> None:
+    """The replaced client's read_and_dispatch raises (not a ConnectionError)
+    when its connection is closed: it is logged, and the new client is served."""
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
+    with anyio.fail_after(NET_TIMEOUT):
+        async with _FailsWhenGone(
+            port=0, log=log, connect_callback=recorder, second_client="replace"
+        ) as server:
+            async with await anyio.connect_tcp(LOCALHOST, server.port):
+                await recorder.assert_next(True)
+                async with await anyio.connect_tcp(LOCALHOST, server.port) as new:
+                    await recorder.assert_next(False)
+                    await recorder.assert_next(True)
+                    await _served(server, new)
+                    assert recorder.history == [True, False, True]
