@@ -4,15 +4,28 @@ policy): each test reproduces one finding, on every backend."""
 from __future__ import annotations
 
 import logging
+import ssl
 
 import anyio
 import anyio.abc
+import pytest
+import trustme
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT
+from helpers import NET_TIMEOUT, peer_closed
 
 LOCALHOST = anytcpip.LOCALHOST_IPV4
+
+
+@pytest.fixture(scope="module")
+def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(LOCALHOST).configure_cert(server_context)
+    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client_context)
+    return server_context, client_context
 
 
 # ------------------- the old client's tasks never close the new client
@@ -97,3 +110,46 @@ async def test_old_read_loop_error_spares_new_client(log: logging.Logger) -> Non
                     await recorder.assert_next(True)
                     await _served(server, new)
                     assert recorder.history == [True, False, True]
+
+
+# ------------------------------- no descriptor left by a cancelled wait
+
+
+async def test_tls_client_waiting_cancelled_is_closed(
+    log: logging.Logger, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    """A TLS client accepted while the one before it is still in its
+    disconnect callback, then the server's host is cancelled: its socket is
+    closed (the fd check and the ResourceWarning check say so)."""
+    server_context, client_context = tls
+    in_callback = anyio.Event()
+
+    async def callback(server: anytcpip.BaseClientOrServer) -> None:
+        if not server.connected:
+            in_callback.set()
+            await anyio.sleep_forever()
+
+    with anyio.fail_after(NET_TIMEOUT):
+        waiting: anyio.abc.SocketStream | None = None
+        async with anyio.create_task_group() as tg:
+            server = anytcpip.OneClientServer(
+                LOCALHOST,
+                0,
+                log,
+                connect_callback=callback,
+                ssl_context=server_context,
+                second_client="replace",
+                linger=0.2,
+            )
+            await tg.start(server.run)
+            async with anytcpip.Client(LOCALHOST, server.port, log, ssl_context=client_context):
+                await server.connected_task
+                waiting = await anyio.connect_tcp(LOCALHOST, server.port)
+                await in_callback.wait()
+                # The new one is accepted and waits for that callback.
+                while server._latest is server._conn:
+                    await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        assert waiting is not None
+        async with waiting:
+            assert await peer_closed(waiting)

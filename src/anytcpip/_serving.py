@@ -89,7 +89,9 @@ class ConnectionServing:
                 previous.buffer.clear()
                 previous = None
             if stream_to_wrap is not None:
-                wrapped = await self._wrap_until_closed(conn, stream_to_wrap)
+                # From here on _wrap_until_closed closes it on failure.
+                to_wrap, stream_to_wrap = stream_to_wrap, None
+                wrapped = await self._wrap_until_closed(conn, to_wrap)
                 if wrapped is None:
                     return
                 conn.attach(wrapped)
@@ -137,6 +139,10 @@ class ConnectionServing:
             self.log.warning("could not set up the connection from %s: %r", conn.peer, exc)
             conn.set_error(exc)
         finally:
+            if stream_to_wrap is not None:
+                # Cancelled while it waited for the connection before it.
+                with anyio.CancelScope(shield=True):
+                    await anyio.aclose_forcefully(stream_to_wrap)
             if self._conn_tasks is not None and self._conn_tasks[0] is conn:
                 self._conn_tasks = None
             if deadline == float("inf"):
