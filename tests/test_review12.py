@@ -153,3 +153,42 @@ async def test_tls_client_waiting_cancelled_is_closed(
         assert waiting is not None
         async with waiting:
             assert await peer_closed(waiting)
+
+
+# ------------------------------------- wait_disconnected from a callback
+
+
+@pytest.mark.parametrize("role", ["client", "server"])
+async def test_wait_disconnected_from_connect_callback(log: logging.Logger, role: str) -> None:
+    """From the disconnect call it returns that disconnect's reason at once
+    (it waited for itself); from the connect call it raises RuntimeError."""
+    seen: list[object] = []
+
+    async def callback(obj: anytcpip.BaseClientOrServer) -> None:
+        try:
+            with anyio.fail_after(NET_TIMEOUT / 4):
+                seen.append(await obj.wait_disconnected())
+        except RuntimeError as exc:
+            seen.append(exc)
+
+    with anyio.fail_after(NET_TIMEOUT):
+        async with anytcpip.OneClientServer(
+            LOCALHOST, 0, log, connect_callback=callback if role == "server" else None
+        ) as server:
+            if role == "server":
+                async with await anyio.connect_tcp(LOCALHOST, server.port):
+                    await server.connected_task
+                obj: anytcpip.BaseClientOrServer = server
+            else:
+                async with anytcpip.Client(
+                    LOCALHOST, server.port, log, connect_callback=callback
+                ) as obj:
+                    await server.connected_task
+                    await server.close_client()
+                    await obj.wait_disconnected()
+            reason = await obj.wait_disconnected()
+    assert reason is not None
+    assert reason.kind is anytcpip.DisconnectKind.PEER_CLOSED
+    assert len(seen) == 2, seen
+    assert isinstance(seen[0], RuntimeError), seen
+    assert seen[1] is reason

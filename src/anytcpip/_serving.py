@@ -77,6 +77,7 @@ class ConnectionServing:
     ) -> None:
         """Run one connection from callback to callback, then close it."""
         current_owner.set(self)
+        conn.serving_task = anyio.get_current_task().id
         deadline = float("inf")
         try:
             if previous is not None:
