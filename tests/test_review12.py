@@ -3,7 +3,10 @@ policy): each test reproduces one finding, on every backend."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import socket
 import ssl
 
 import anyio
@@ -13,9 +16,13 @@ import trustme
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT, peer_closed
+from helpers import NET_TIMEOUT, peer_closed, rst_close_socket
+from reliability.harness import cause_chain, open_plain
 
 LOCALHOST = anytcpip.LOCALHOST_IPV4
+
+#: tcpi_state of a socket the kernel closed (linux/tcp_states.h).
+_TCP_CLOSE = 7
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +199,60 @@ async def test_wait_disconnected_from_connect_callback(log: logging.Logger, role
     assert len(seen) == 2, seen
     assert isinstance(seen[0], RuntimeError), seen
     assert seen[1] is reason
+
+
+# ------------------------------ a failure found by a write, as it really was
+
+
+async def _write_until_it_fails(obj: anytcpip.BaseClientOrServer) -> None:
+    for _ in range(100):
+        await obj.write(b"x\r\n")
+        await anyio.sleep(0.01)
+
+
+async def test_reset_found_by_write_has_the_real_error(log: logging.Logger) -> None:
+    """Monitoring off: nobody reads, so the peer's reset is found by a write.
+    The reason holds the operating system's error, not a made-up one."""
+    with anyio.fail_after(NET_TIMEOUT):
+        async with open_plain("server", log, monitor_connection_interval=0) as pp:
+            rst_close_socket(pp.sock)
+            pp.sock.close()
+            with pytest.raises(ConnectionError):
+                await _write_until_it_fails(pp.obj)
+            reason = await pp.obj.wait_disconnected()
+            assert reason is not None
+            assert reason.kind is anytcpip.DisconnectKind.RESET, reason
+            assert "failed while writing" not in str(reason), reason
+            errors = [e for e in cause_chain(reason.exception) if isinstance(e, OSError)]
+            assert any(e.errno in (errno.ECONNRESET, errno.EPIPE) for e in errors), reason
+
+
+async def test_timeout_found_by_write_is_timed_out(log: logging.Logger) -> None:
+    """Monitoring off, the kernel gives up on a peer that never reads
+    (TCP_USER_TIMEOUT) while nothing waits on the socket; the next write
+    finds it: TIMED_OUT, not RESET."""
+    if not hasattr(socket, "TCP_USER_TIMEOUT"):
+        pytest.skip("needs TCP_USER_TIMEOUT (Linux)")
+    with anyio.fail_after(NET_TIMEOUT):
+        async with open_plain("server", log, rcvbuf=4096, monitor_connection_interval=0) as pp:
+            conn = pp.obj._conn
+            assert conn is not None
+            assert conn.stream is not None
+            sock = conn.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 300)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            # Fill the kernel's buffers (not the library's) through a
+            # duplicate descriptor, so no write of the library is pending.
+            with socket.socket(fileno=socket.dup(sock.fileno())) as dup:
+                dup.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        dup.send(b"z" * 4096)
+                # Wait for the kernel to give up (the socket's state: closed).
+                while dup.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != _TCP_CLOSE:
+                    await anyio.sleep(0.05)
+            with pytest.raises(ConnectionError):
+                await _write_until_it_fails(pp.obj)
+            reason = await pp.obj.wait_disconnected()
+            assert reason is not None
+            assert reason.kind is anytcpip.DisconnectKind.TIMED_OUT, reason
