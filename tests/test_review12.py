@@ -256,3 +256,34 @@ async def test_timeout_found_by_write_is_timed_out(log: logging.Logger) -> None:
             reason = await pp.obj.wait_disconnected()
             assert reason is not None
             assert reason.kind is anytcpip.DisconnectKind.TIMED_OUT, reason
+
+
+# ------------------------------------ unsent counts what is being sent
+
+
+@pytest.mark.parametrize("role", ["client", "server"])
+async def test_unsent_counts_one_big_write(log: logging.Logger, role: str) -> None:
+    """One write far larger than the kernel takes, to a peer that reads
+    nothing, then a close at this end: what the kernel did not take counts
+    as unsent, also while a send of it is in progress (trio, TLS)."""
+    size = 1_000_000
+    with anyio.fail_after(NET_TIMEOUT):
+        async with open_plain(role, log, rcvbuf=4096, linger=0.2) as pp:
+            conn = pp.obj._conn
+            assert conn is not None
+            assert conn.stream is not None
+            sock = conn.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            await pp.obj.write(b"u" * size)
+            # The rest goes to the flusher (trio) or stays with the transport.
+            await anyio.sleep(0.1)
+            if role == "server":
+                assert isinstance(pp.obj, anytcpip.OneClientServer)
+                await pp.obj.close_client()
+            else:
+                assert isinstance(pp.obj, anytcpip.Client)
+                await pp.obj.close()
+            reason = pp.obj.disconnect_reason
+            assert reason is not None
+            assert reason.kind is anytcpip.DisconnectKind.CLOSED_HERE
+            assert size // 2 < reason.unsent <= size, reason
