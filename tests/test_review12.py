@@ -15,6 +15,7 @@ import pytest
 import trustme
 
 import anytcpip
+from anytcpip._connection import HALF_CLOSE_GRACE
 from anytcpip.testing import ConnectRecorder
 from helpers import NET_TIMEOUT, peer_closed, rst_close_socket
 from reliability.harness import cause_chain, open_plain
@@ -287,3 +288,57 @@ async def test_unsent_counts_one_big_write(log: logging.Logger, role: str) -> No
             assert reason is not None
             assert reason.kind is anytcpip.DisconnectKind.CLOSED_HERE
             assert size // 2 < reason.unsent <= size, reason
+
+
+# -------------------------- unread, after a peer's half-close is answered
+
+
+class _SlowAnswers(anytcpip.OneClientReadLoopServer):
+    """Answers each line after a pause (the next one waits unread)."""
+
+    pause = 0.01
+
+    async def read_and_dispatch(self) -> None:
+        line = await self.read_str()
+        await anyio.sleep(self.pause)
+        await self.write_str("ok " + line)
+
+
+async def test_half_close_answered_leaves_nothing_unread(
+    log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The peer sends two requests and half-closes; both are answered in the
+    grace: the reason and its log line count nothing unread. A request left
+    unread (the handler is slower than the grace) still counts."""
+    caplog.set_level(logging.INFO, logger=log.name)
+    with anyio.fail_after(NET_TIMEOUT):
+        async with _SlowAnswers(port=0, log=log) as server:
+            async with await anyio.connect_tcp(LOCALHOST, server.port) as raw:
+                await raw.send(b"a\r\nb\r\n")
+                await raw.send_eof()
+                data = b""
+                with contextlib.suppress(anyio.EndOfStream):
+                    while True:
+                        data += await raw.receive()
+            assert data == b"ok a\r\nok b\r\n"
+            reason = await server.wait_disconnected()
+            assert reason is not None
+            assert reason.kind is anytcpip.DisconnectKind.PEER_CLOSED
+            assert reason.unread == 0, reason
+            assert server.disconnect_reason is reason
+            # Answers slower than the grace: the second request stays unread.
+            server.pause = HALF_CLOSE_GRACE * 3
+            async with await anyio.connect_tcp(LOCALHOST, server.port) as raw:
+                await server.connected_task
+                await raw.send(b"c\r\nd\r\n")
+                await raw.send_eof()
+                with contextlib.suppress(anyio.EndOfStream):
+                    while True:
+                        await raw.receive()
+            reason = await server.wait_disconnected()
+            assert reason is not None
+            assert reason.unread == len(b"d\r\n"), reason
+    lines = [r.getMessage() for r in caplog.records if "disconnected from" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert lines[0].endswith(": peer closed"), lines
+    assert lines[1].endswith(": peer closed; 3 bytes unread"), lines
