@@ -7,6 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+
 from ._compat import reject_uncalled_overrides
 from ._connection import Connection
 from ._constants import (
@@ -238,11 +240,28 @@ class BaseClientOrServer(ReadWriteAPI, Lifecycle):
 
         If a connection is being served, return once it has ended and its
         disconnect callback has run; otherwise return :attr:`disconnect_reason`
-        at once (None if no connection has ended yet). Bound the wait with the
-        caller's own cancel scope, e.g. ``with anyio.fail_after(5):``.
+        at once (None if no connection has ended yet). From the disconnect
+        call of ``connect_callback`` itself, return its reason at once. Bound
+        the wait with the caller's own cancel scope, e.g.
+        ``with anyio.fail_after(5):``.
+
+        Raises
+        ------
+        RuntimeError
+            If called from the connect call of ``connect_callback``: the
+            connection cannot end (nor its disconnect call run) before that
+            call returns.
         """
         conn = self._conn
-        if conn is not None:
+        if conn is not None and not conn.released.is_set():
+            if conn.serving_task == anyio.get_current_task().id:
+                # The callback would wait for itself.
+                if not conn.lost.is_set():
+                    raise RuntimeError(
+                        "wait_disconnected() called from the connect call of connect_callback "
+                        "would wait forever"
+                    )
+                return conn.disconnect_reason
             await conn.released.wait()
         return self._disconnect_reason
 

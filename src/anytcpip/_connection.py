@@ -125,6 +125,8 @@ class Connection(HalfOpen, abc.ABC):
         # Set by the owner once the connection's tasks have ended and its last
         # connect callback ran (the next client may be served then).
         self.released = anyio.Event()
+        # The id of the task that serves it (and runs its connect callbacks).
+        self.serving_task: int | None = None
         # Receive side. ``readers`` counts reads inside read() (waiting for the
         # lock or for data); while it is not 0, fast paths must not jump the queue.
         self.readers = 0

@@ -59,7 +59,9 @@ class DisconnectReason:
     unsent : int
         Bytes written that had not been handed to the operating system when the
         connection ended. After a close at this end they are still delivered
-        (within ``linger``); after a reset or failure they are lost.
+        (within ``linger``); after a reset or failure they are lost (on asyncio
+        and uvloop, a failure the event loop saw first counts 0: its
+        transport drops what it held before it reports the failure).
     """
 
     kind: DisconnectKind

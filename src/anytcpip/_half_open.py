@@ -9,9 +9,12 @@ early when nothing more can be expected.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import anyio
 
 from ._buffer import ReceiveBuffer
+from ._disconnect import DisconnectKind, DisconnectReason
 
 __all__ = ("HalfOpen",)
 
@@ -28,6 +31,8 @@ class HalfOpen:
     _half_open_grace: float
     _half_open_waiter: anyio.Event | None
     _input_done: bool
+    _reason: DisconnectReason | None
+    closed_here: bool
 
     @property
     def writable(self) -> bool:
@@ -83,3 +88,17 @@ class HalfOpen:
             if waiter is not None:
                 self._half_open_waiter = None
                 waiter.set()
+
+    def settle_unread(self) -> DisconnectReason | None:
+        """The disconnect reason once the half-open grace is over: after the
+        peer's end-of-stream, what was read within the grace no longer counts
+        as unread (a close at this end in it keeps the count it discarded)."""
+        reason = self._reason
+        if (
+            reason is not None
+            and reason.kind is DisconnectKind.PEER_CLOSED
+            and not self.closed_here
+            and len(self.buffer) < reason.unread
+        ):
+            self._reason = reason = replace(reason, unread=len(self.buffer))
+        return reason

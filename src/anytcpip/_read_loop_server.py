@@ -192,7 +192,9 @@ class OneClientReadLoopServer(OneClientServer):
             self.log.exception("read_and_dispatch failed; closing the client")
             if conn is not None:
                 conn.close_here(DisconnectKind.FAILED, exc)
-            await self.close_client()
+            if conn is None or conn is self._latest:
+                # (Not once replaced: close_client would close the new client.)
+                await self.close_client()
 
     async def _monitor_heartbeats(self) -> None:
         # Sleep until the deadline; a heartbeat moves the deadline, so wake and
@@ -202,10 +204,14 @@ class OneClientReadLoopServer(OneClientServer):
             if remaining <= 0:
                 break
             await anyio.sleep(remaining)
+        conn = self._conn
+        if conn is not None and conn is not self._latest:
+            # Its client was replaced (or left and the next one came) while
+            # its disconnect callback ran: close_client would close the next.
+            return
         self.log.warning(
             "no heartbeat from the client for %s s; closing it", self.max_heartbeat_interval
         )
-        conn = self._conn
         if conn is not None:
             conn.close_here(DisconnectKind.HEARTBEAT_MISSED)
         await self.close_client()

@@ -59,13 +59,24 @@ class ConnectionServing:
     def _on_disconnected(self) -> None:
         """Hook: the connection was lost or closed; the callback is next."""
 
-    def _record_disconnect(self, conn: Connection) -> None:
-        """Keep and log (one line) why ``conn`` ended, before its callback."""
+    def _record_disconnect(self, conn: Connection, *, log: bool = True) -> None:
+        """Keep why ``conn`` ended, before its callback; and log it (one
+        line) unless ``log`` is False (see :meth:`_log_disconnect`)."""
         reason = conn.disconnect_reason
         if reason is None:  # pragma: no cover - every end records a reason
             reason = DisconnectReason(DisconnectKind.CLOSED_HERE, conn.peer)
         self._disconnect_reason = reason
-        self.log.info("disconnected from %s: %s", conn.peer or "?", reason)
+        if log:
+            self.log.info("disconnected from %s: %s", conn.peer or "?", reason)
+
+    def _log_disconnect(self, conn: Connection) -> None:
+        """After a peer's half-close: the reason without what was read in the
+        grace (see ``HalfOpen.settle_unread``), kept and logged (one line)."""
+        before = conn.disconnect_reason
+        reason = conn.settle_unread()
+        if reason is not None and self._disconnect_reason is before:
+            self._disconnect_reason = reason
+        self.log.info("disconnected from %s: %s", conn.peer or "?", self._disconnect_reason)
 
     async def _serve_connection(
         self,
@@ -77,7 +88,9 @@ class ConnectionServing:
     ) -> None:
         """Run one connection from callback to callback, then close it."""
         current_owner.set(self)
+        conn.serving_task = anyio.get_current_task().id
         deadline = float("inf")
+        half_open = False
         try:
             if previous is not None:
                 # A new client: the previous one, if half-closed, is done. Its
@@ -89,7 +102,9 @@ class ConnectionServing:
                 previous.buffer.clear()
                 previous = None
             if stream_to_wrap is not None:
-                wrapped = await self._wrap_until_closed(conn, stream_to_wrap)
+                # From here on _wrap_until_closed closes it on failure.
+                to_wrap, stream_to_wrap = stream_to_wrap, None
+                wrapped = await self._wrap_until_closed(conn, to_wrap)
                 if wrapped is None:
                     return
                 conn.attach(wrapped)
@@ -114,13 +129,18 @@ class ConnectionServing:
                     self._on_connected(tasks)
                     task_status.started()
                     await conn.lost.wait()
-                    self._record_disconnect(conn)
+                    # After a half-close, logged once the grace is over.
+                    half_open = conn.writable
+                    self._record_disconnect(conn, log=not half_open)
                     self._on_disconnected()
                     await self._call_connect_callback_guarded()
                     if conn.writable:
                         # The peer half-closed: what we still write (the read
                         # loop answering its last requests) goes out.
                         await conn.linger_half_open(HALF_CLOSE_GRACE)
+                    if half_open:
+                        half_open = False
+                        self._log_disconnect(conn)
                     # Let a reader woken by the close finish what it was doing.
                     await anyio.lowlevel.checkpoint()
                     tasks.cancel_scope.cancel()
@@ -137,6 +157,13 @@ class ConnectionServing:
             self.log.warning("could not set up the connection from %s: %r", conn.peer, exc)
             conn.set_error(exc)
         finally:
+            if half_open:
+                # Cancelled before the grace was over.
+                self._log_disconnect(conn)
+            if stream_to_wrap is not None:
+                # Cancelled while it waited for the connection before it.
+                with anyio.CancelScope(shield=True):
+                    await anyio.aclose_forcefully(stream_to_wrap)
             if self._conn_tasks is not None and self._conn_tasks[0] is conn:
                 self._conn_tasks = None
             if deadline == float("inf"):

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 import anyio
 import anyio.abc
 
 from ._connection import WRITE_CALL_COST, WRITE_HIGH_WATER, Connection
-from ._disconnect import DisconnectKind
+from ._disconnect import DisconnectKind, kind_of_error
 from ._exceptions import to_connection_error
 
 __all__ = ("AsyncioConnection",)
@@ -155,8 +156,15 @@ class AsyncioConnection(Connection):
         self._transport_closed.set()
         if exc is not None:
             error = to_connection_error(exc)
-            if self.error is not None and self.error is self._write_failure:
+            failure = self._write_failure
+            if failure is not None and self.error is failure:
+                # A write found the transport closing, before it said why:
+                # the real error replaces the made-up one, in the reason too
+                # (a keepalive timeout is no reset).
                 self.error = error
+                reason = self._reason
+                if reason is not None and reason.exception is failure:
+                    self._reason = replace(reason, kind=kind_of_error(error), exception=error)
             self.set_error(error)
         else:
             self.set_eof()

@@ -72,13 +72,15 @@ class StreamConnection(Connection):
         self._space_waiter: anyio.Event | None = None
         self._out = SendBuffer(WRITE_HIGH_WATER)
         self._sending = False
+        # Bytes the flusher is sending and the stream has not taken yet.
+        self._in_flight = 0
         self._flush_waiter: anyio.Event | None = None
         self._drain_waiter: anyio.Event | None = None
 
     @property
     def out_len(self) -> int:
-        """Bytes queued and not yet handed to the transport."""
-        return self._out.size
+        """Bytes queued, or being sent, and not yet handed to the transport."""
+        return self._out.size + self._in_flight
 
     def _writes_after_eof(self) -> bool:
         return not isinstance(self.stream, TLSStream)
@@ -276,10 +278,12 @@ class StreamConnection(Connection):
                     continue
                 data = out.take_all()
                 self._sending = True
+                self._in_flight = len(data)
                 if self._out_blocked:
                     self._set_out_blocked(False)
-                await stream.send(data)
+                await self._send_chunk(stream, data)
                 self._sending = False
+                self._in_flight = 0
         except Exception as exc:
             if not is_transport_error(exc):
                 raise
@@ -287,6 +291,10 @@ class StreamConnection(Connection):
         finally:
             self._sending = False
             self._wake_writers()
+
+    async def _send_chunk(self, stream: anyio.abc.ByteStream, data: bytes) -> None:
+        """Send ``data`` (all of it counts as unsent until the stream took it)."""
+        await stream.send(data)
 
     @property
     def flushed(self) -> bool:

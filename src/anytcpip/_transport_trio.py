@@ -146,6 +146,19 @@ class TrioConnection(StreamConnection):
 
     # ------------------------------------------------------------------ send
 
+    async def _send_chunk(self, stream: anyio.abc.ByteStream, data: bytes) -> None:
+        """Send ``data`` on the socket, counting what the kernel has not taken."""
+        sock = self._sock
+        view = memoryview(data)
+        while view:
+            try:
+                sent = sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                await anyio.wait_writable(sock)
+                continue
+            view = view[sent:]
+            self._in_flight = len(view)
+
     def queue(self, data: bytes) -> None:
         if not self._out.size and not self._sending:
             # Nothing queued or being sent: give it to the kernel now, and
