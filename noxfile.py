@@ -31,7 +31,7 @@ def _install(session: nox.Session, *groups: str, extras: str = "trio,uvloop") ->
 def tests(session: nox.Session) -> None:
     """Run the test suite on every backend."""
     _install(session, "test")
-    session.run("python", "-m", "pytest", *(session.posargs or ["-n", "auto"]))
+    session.run("python", "-m", "pytest", *(session.posargs or ["-n", "4"]))
 
 
 def _anyio_floor() -> str:
@@ -49,7 +49,7 @@ def anyio_floor(session: nox.Session) -> None:
     session.install(f"anyio=={_anyio_floor()}")
     args = session.posargs or [
         "-n",
-        "auto",
+        "4",
         "-m",
         "not soak and not slow",
         "-k",

@@ -233,19 +233,31 @@ class FaultProxy:
     async def _serve(self) -> None:
         assert self._listener is not None
         assert self._tg is not None
+        raw = self._listener.extra(SocketAttribute.raw_socket)
         while True:
-            try:
-                client = await self._listener.accept()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return
-            except OSError:
-                await anyio.sleep(0.05)
-                continue
+            # Cancellable only while no connection is pending: a cancellation
+            # inside accept() (uvloop: while the transport is being made) would
+            # leak the accepted socket.
+            await anyio.wait_readable(raw)
+            with anyio.CancelScope(shield=True) as scope:
+                scope.deadline = anyio.current_time() + 1.0
+                try:
+                    client = await self._listener.accept()
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return
+                except OSError:
+                    await anyio.sleep(0.05)
+                    continue
+            if scope.cancelled_caught:
+                continue  # the pending connection went away before accept()
             try:
                 server = await anyio.connect_tcp(self.target_host, self.target_port)
             except OSError:
                 await rst_close(client)
                 continue
+            except BaseException:
+                await anyio.aclose_forcefully(client)
+                raise
             link = Link(len(self.links) + 1, client, server)
             self.links.append(link)
             event, self._new_link = self._new_link, anyio.Event()
