@@ -115,6 +115,7 @@ class Connection(HalfOpen, abc.ABC):
         self.closed_here = False
         # Why it ended, as seen first (see disconnect_reason).
         self._reason: DisconnectReason | None = None
+        self.unread_dropped = False
         #: False once any of the three above is true (kept as a plain attribute
         #: because every read and write looks at it).
         self.is_open = True

@@ -32,6 +32,9 @@ class HalfOpen:
     _half_open_waiter: anyio.Event | None
     _input_done: bool
     _reason: DisconnectReason | None
+    #: The owner threw the unread input away (a reconnecting client, on the
+    #: loss): it stays counted as unread.
+    unread_dropped: bool
     closed_here: bool
 
     @property
@@ -98,6 +101,7 @@ class HalfOpen:
             reason is not None
             and reason.kind is DisconnectKind.PEER_CLOSED
             and not self.closed_here
+            and not self.unread_dropped
             and len(self.buffer) < reason.unread
         ):
             self._reason = reason = replace(reason, unread=len(self.buffer))

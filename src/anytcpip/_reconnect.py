@@ -372,6 +372,7 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
         conn = self._conn
         if conn is not None:
             # Counted in the disconnect reason; nobody reads it now.
+            conn.unread_dropped = True
             conn.buffer.clear()
         self._signal()
 
