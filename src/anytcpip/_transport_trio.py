@@ -4,10 +4,12 @@ On trio, anyio's socket stream wraps a real non-blocking socket, so most
 reads and writes need no trip through the scheduler:
 
 * Receiving: ``sock.recv`` first, and wait for readability only when the
-  kernel has nothing. The pump (monitoring on) waits for readability in a
-  cancel scope; a reader that needs data takes the pump's place (cancels its
-  wait, which trio unregisters at once, and waits itself), saving the hop
-  through the pump. Receiving and feeding the buffer happen in one step, so
+  kernel has nothing. With monitoring on, the pump is the only task that
+  waits for the socket; a reader that finds nothing parks (trio's lowlevel
+  park, no cancel scope) and the pump wakes it once it has fed the buffer.
+  Only one task may wait for a trio socket, and handing the wait over from
+  the pump to the reader and back cost two more task switches and two cancel
+  scopes per read. Receiving and feeding the buffer happen in one step, so
   bytes keep their order whichever task receives them.
 * Writing: a write with nothing queued or being sent goes to the kernel at
   once, in the writer's call; only what the kernel does not take is queued
@@ -24,6 +26,11 @@ import socket
 
 import anyio
 import anyio.abc
+
+try:
+    from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
+except ImportError:  # pragma: no cover (trio is an extra; only made on trio)
+    pass
 
 from ._connection import RECEIVE_CHUNK, WRITE_CALL_COST
 from ._exceptions import to_connection_error
@@ -56,8 +63,8 @@ class TrioConnection(StreamConnection):
     ) -> None:
         super().__init__(limit=limit, monitor=monitor, log=log, stream=stream)
         self._sock = sock
-        # The cancel scope of the pump waiting for the socket.
-        self._pump_wait_scope: anyio.CancelScope | None = None
+        # A reader parked until the pump has received (see _wait_for_data).
+        self._parked: Task | None = None
 
     # --------------------------------------------------------------- receive
 
@@ -69,44 +76,46 @@ class TrioConnection(StreamConnection):
                 await self._pump_pause()
                 if not self._usable():
                     return
-            if self._recv_now(sock):
-                self._reader_waiting = False
-            else:
-                if self._reader_waiting:
-                    # A reader is waiting for the socket itself (see
-                    # _wait_for_data); stand aside until it is done.
-                    await self._pump_pause()
-                    continue
-                try:
-                    with anyio.CancelScope() as self._pump_wait_scope:
-                        await anyio.wait_readable(sock)
-                finally:
-                    self._pump_wait_scope = None
+            received = self._recv_now(sock)
+            if received < 0 or 0 < received < RECEIVE_CHUNK:
+                # Nothing there, or a short read (the kernel had no more):
+                # wait rather than pay for a receive that finds nothing.
+                await anyio.wait_readable(sock)
 
-    def _recv_now(self, sock: socket.socket) -> bool:
+    def _recv_now(self, sock: socket.socket) -> int:
         """Receive what the kernel has, without waiting.
 
-        Returns False if nothing was there. The receive and the feed happen
-        in one step, so bytes reach the buffer in the order they arrived,
-        whichever task calls this.
+        Returns the number of bytes received: -1 if nothing was there, 0 at
+        end-of-stream or on a failure (now in the state). The receive and the
+        feed happen in one step, so bytes reach the buffer in the order they
+        arrived, whichever task calls this.
         """
         try:
             data = sock.recv(RECEIVE_CHUNK)
         except (BlockingIOError, InterruptedError):
-            return False
+            return -1
         except OSError as exc:
             self.set_error(to_connection_error(exc))
-            return True
+            return 0
         if data:
             if self.closed_here:
-                return True  # closed at this end: what still comes is thrown away
+                return len(data)  # closed at this end: what still comes is thrown away
             self.buffer.feed(data)
             if self.track_received:
                 self.last_received = anyio.current_time()
             self._wake_readers()
-        else:
-            self.set_eof()
-        return True
+            return len(data)
+        self.set_eof()
+        return 0
+
+    def _wake_readers(self) -> None:
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            # It looks at the buffer before the pump goes past the limit.
+            self._reader_waiting = False
+            reschedule(task)
+        super()._wake_readers()
 
     async def _wait_readable_as_reader(self, sock: socket.socket) -> None:
         """Wait until ``sock`` is readable, in a scope that closing cancels."""
@@ -119,30 +128,30 @@ class TrioConnection(StreamConnection):
 
     async def _receive_direct(self) -> None:
         sock = self._sock
-        while self.is_open and not self._recv_now(sock):
+        while self.is_open and self._recv_now(sock) < 0:
             await self._wait_readable_as_reader(sock)
 
     async def _wait_for_data(self) -> None:
         if not self._pump_running:
             await self._receive_direct()
             return
-        # Rather than wait for the pump to receive and then wake us (one
-        # more trip through the scheduler), take its place: cancel its wait
-        # (trio unregisters it at once) and wait for the socket here.
-        sock = self._sock
-        if self._recv_now(sock):
+        # What the kernel has may not have reached the pump yet: take it.
+        if self._recv_now(self._sock) >= 0:
             return
+        # Park until the pump has received (one wake, no cancel scope). A
+        # paused pump goes on: the reader needs more than the limit.
         self._reader_waiting = True
+        self._resume_pump()
+        self._parked = current_task()
+
+        def abort(_: object) -> Abort:
+            self._parked = None
+            return Abort.SUCCEEDED
+
         try:
-            scope = self._pump_wait_scope
-            if scope is not None:
-                scope.cancel()
-            await self._wait_readable_as_reader(sock)
-            if self.is_open:
-                self._recv_now(sock)
+            await wait_task_rescheduled(abort)
         finally:
             self._reader_waiting = False
-            self._resume_pump()
 
     # ------------------------------------------------------------------ send
 
