@@ -54,6 +54,7 @@ from ._buffer import ReceiveBuffer
 from ._disconnect import DisconnectKind, DisconnectReason, kind_of_error
 from ._exceptions import LimitOverrunError
 from ._half_open import HalfOpen
+from ._read_lock import ReadLock
 
 __all__ = (
     "HALF_CLOSE_GRACE",
@@ -131,7 +132,7 @@ class Connection(HalfOpen, abc.ABC):
         # Receive side. ``readers`` counts reads inside read() (waiting for the
         # lock or for data); while it is not 0, fast paths must not jump the queue.
         self.readers = 0
-        self._read_lock = anyio.Lock(fast_acquire=True)
+        self._read_lock = ReadLock()
         # True while the transport receives continuously (a pump task, or the
         # asyncio protocol), so readers wait for it rather than receive.
         self._pump_running = False

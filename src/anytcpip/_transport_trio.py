@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 
-try:
-    from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
-except ImportError:  # pragma: no cover (trio is an extra; only made on trio)
-    pass
+if TYPE_CHECKING:
+    import trio.lowlevel
 
 from ._connection import RECEIVE_CHUNK, WRITE_CALL_COST
 from ._exceptions import to_connection_error
@@ -64,7 +63,13 @@ class TrioConnection(StreamConnection):
         super().__init__(limit=limit, monitor=monitor, log=log, stream=stream)
         self._sock = sock
         # A reader parked until the pump has received (see _wait_for_data).
-        self._parked: Task | None = None
+        self._parked: trio.lowlevel.Task | None = None
+        # trio is imported here, not with the module: importing anytcpip
+        # must not import a backend (only made on trio, where it is loaded).
+        import trio.lowlevel
+
+        self._trio = trio.lowlevel
+        self._succeeded = trio.lowlevel.Abort.SUCCEEDED
 
     # --------------------------------------------------------------- receive
 
@@ -114,7 +119,7 @@ class TrioConnection(StreamConnection):
             self._parked = None
             # It looks at the buffer before the pump goes past the limit.
             self._reader_waiting = False
-            reschedule(task)
+            self._trio.reschedule(task)
         super()._wake_readers()
 
     async def _wait_readable_as_reader(self, sock: socket.socket) -> None:
@@ -142,14 +147,15 @@ class TrioConnection(StreamConnection):
         # paused pump goes on: the reader needs more than the limit.
         self._reader_waiting = True
         self._resume_pump()
-        self._parked = current_task()
+        lowlevel = self._trio
+        self._parked = lowlevel.current_task()
 
-        def abort(_: object) -> Abort:
+        def abort(_: object) -> trio.lowlevel.Abort:
             self._parked = None
-            return Abort.SUCCEEDED
+            return self._succeeded
 
         try:
-            await wait_task_rescheduled(abort)
+            await lowlevel.wait_task_rescheduled(abort)
         finally:
             self._reader_waiting = False
 
