@@ -69,7 +69,10 @@ class ReceiveBuffer:
         if limit < 1:
             raise ValueError(f"limit={limit} must be positive")
         self.limit = limit
-        self._buf = bytearray()
+        # What was received: a chunk kept as it came while nothing else is
+        # buffered (bytes: reading it whole, or in pieces, copies nothing
+        # more), else a bytearray that later chunks are appended to.
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         # Where the search for _scan_sep can resume (positions before it hold
         # no separator).
@@ -100,19 +103,28 @@ class ReceiveBuffer:
             self._discard(data)
             return
         buf = self._buf
-        if self._pos:
-            if self._pos == len(buf):
-                buf.clear()
-                self._pos = self._scan = 0
-            elif self._pos >= _COMPACT_AT and self._pos * 2 > len(buf):
-                del buf[: self._pos]
-                self._scan = max(0, self._scan - self._pos)
-                self._pos = 0
+        pos = self._pos
+        if pos == len(buf):
+            # Nothing unread: keep the chunk itself (no copy).
+            self._buf = data
+            self._pos = self._scan = 0
+            return
+        if type(buf) is bytes:
+            # A kept chunk with some of it unread: copy that rest once, then
+            # append to it.
+            with memoryview(buf) as view:
+                self._buf = buf = bytearray(view[pos:])
+            self._scan = max(0, self._scan - pos)
+            self._pos = 0
+        elif pos >= _COMPACT_AT and pos * 2 > len(buf):
+            del buf[:pos]
+            self._scan = max(0, self._scan - pos)
+            self._pos = 0
         buf += data
 
     def clear(self) -> None:
         """Throw away everything buffered (and stop any discarding)."""
-        self._buf.clear()
+        self._buf = b""
         self._pos = self._scan = 0
         self._discard_sep = None
         self._discard_tail = b""
@@ -143,9 +155,14 @@ class ReceiveBuffer:
         self._discarded += len(data) - len(tail)
 
     def _take(self, end: int) -> bytes:
-        # One copy (through a memoryview) rather than a bytearray slice and
-        # then bytes of it.
-        with memoryview(self._buf) as view:
+        buf = self._buf
+        if type(buf) is bytes and not self._pos and end == len(buf):
+            # A kept chunk, read whole: hand it out as it is.
+            self._pos = end
+            return buf
+        # One copy (through a memoryview) rather than a slice and then bytes
+        # of it.
+        with memoryview(buf) as view:
             data = bytes(view[self._pos : end])
         self._pos = end
         return data
@@ -284,7 +301,7 @@ class ReceiveBuffer:
         self._discard_tail = b""
         with memoryview(buf) as view:
             rest = bytes(view[self._pos :])
-        buf.clear()
+        self._buf = b""
         self._pos = self._scan = 0
         self._discard(rest)
 
