@@ -22,6 +22,24 @@ __all__ = ("ReceiveBuffer", "SendBuffer", "find_first_end")
 # are more than half of it; below that, slicing from an offset is cheaper.
 _COMPACT_AT = 1 << 16
 
+# From this length on, a copy out of a bytearray goes through a memoryview.
+_VIEW_AT = 1 << 12
+
+
+def _copy(buf: bytes | bytearray, start: int, stop: int) -> bytes:
+    """``buf[start:stop]`` as bytes, copied once at most.
+
+    A slice of bytes is bytes already (the whole of it is the object itself);
+    a bytearray slice is a copy that bytes() copies again, so a long one goes
+    through a memoryview instead (whose setup costs more than a short copy).
+    """
+    if type(buf) is bytes:
+        return buf[start:stop]
+    if stop - start < _VIEW_AT:
+        return bytes(buf[start:stop])
+    with memoryview(buf) as view:
+        return bytes(view[start:stop])
+
 
 def find_first_end(
     data: bytes | bytearray, seps: tuple[bytes, ...], starts: tuple[int, ...] | int
@@ -155,15 +173,7 @@ class ReceiveBuffer:
         self._discarded += len(data) - len(tail)
 
     def _take(self, end: int) -> bytes:
-        buf = self._buf
-        if type(buf) is bytes and not self._pos and end == len(buf):
-            # A kept chunk, read whole: hand it out as it is.
-            self._pos = end
-            return buf
-        # One copy (through a memoryview) rather than a slice and then bytes
-        # of it.
-        with memoryview(buf) as view:
-            data = bytes(view[self._pos : end])
+        data = _copy(self._buf, self._pos, end)
         self._pos = end
         return data
 
@@ -235,8 +245,13 @@ class ReceiveBuffer:
                 " discarded",
                 end - pos,
             )
-        with memoryview(buf) as view:
-            data = bytes(view[pos : end if keep_sep else idx])
+        stop = end if keep_sep else idx
+        if type(buf) is bytes:
+            data = buf[pos:stop]
+        elif stop - pos < _VIEW_AT:
+            data = bytes(buf[pos:stop])
+        else:
+            data = _copy(buf, pos, stop)
         self._pos = end
         return data
 
@@ -287,8 +302,13 @@ class ReceiveBuffer:
                 " discarded",
                 end - pos,
             )
-        with memoryview(buf) as view:
-            data = bytes(view[pos : end if keep_sep else idx])
+        stop = end if keep_sep else idx
+        if type(buf) is bytes:
+            data = buf[pos:stop]
+        elif stop - pos < _VIEW_AT:
+            data = bytes(buf[pos:stop])
+        else:
+            data = _copy(buf, pos, stop)
         self._pos = end
         return data
 
