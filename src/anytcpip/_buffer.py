@@ -134,7 +134,7 @@ class ReceiveBuffer:
                 self._buf = buf = bytearray(view[pos:])
             self._scan = max(0, self._scan - pos)
             self._pos = 0
-        elif pos >= _COMPACT_AT and pos * 2 > len(buf):
+        elif pos >= _COMPACT_AT and pos * 2 > len(buf) and isinstance(buf, bytearray):
             del buf[:pos]
             self._scan = max(0, self._scan - pos)
             self._pos = 0
