@@ -12,6 +12,7 @@ that is so much that writers must wait (the high-water mark).
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from typing import NoReturn
 
 from ._exceptions import IncompleteReadError, LimitOverrunError
@@ -311,6 +312,38 @@ class ReceiveBuffer:
             data = _copy(buf, pos, stop)
         self._pos = end
         return data
+
+    def separator_takers(
+        self, sep: bytes | tuple[bytes, ...], keep_sep: bool, raise_at_eof: bool
+    ) -> tuple[Callable[[], bytes | None], Callable[[bool], bytes]]:
+        """The two functions a separator read waits with: ``take()`` (one
+        message, or None) and ``at_eof(waited)`` (the rest: raise
+        :exc:`IncompleteReadError`, or return it).
+
+        A connection keeps them for as long as the separator does not change,
+        so that a read parked in a wait holds no closures of its own: with a
+        thousand connections waiting at once, fewer objects for the garbage
+        collector to go through.
+        """
+
+        def at_eof(waited: bool) -> bytes:
+            if raise_at_eof:
+                raise self.incomplete(None)
+            return self.take_all()
+
+        if type(sep) is bytes:
+            single: bytes = sep
+
+            def take() -> bytes | None:
+                return self.take_until(single, keep_sep)
+
+            return take, at_eof
+        seps: tuple[bytes, ...] = sep  # type: ignore[assignment]
+
+        def take_any() -> bytes | None:
+            return self.take_until_any(seps, keep_sep)
+
+        return take_any, at_eof
 
     def _start_discarding(self, sep: bytes | tuple[bytes, ...]) -> None:
         """Everything buffered is part of an over-long message: from now on,

@@ -28,6 +28,9 @@ class ReadWriteAPI:
     _oversize: str
     log: logging.Logger
     _discards: DiscardCount | None = None
+    # The last separator read's (buffer, sep, keep, raise_at_eof, take, at_eof):
+    # made once, not per read (a parked read holds no closures; see _buffer).
+    _takers: tuple[Any, ...] | None = None
 
     # ------------------------------------------------------------- reading
 
@@ -181,17 +184,18 @@ class ReadWriteAPI:
         self, conn: Connection, sep: bytes | tuple[bytes, ...], keep: bool, *, raise_at_eof: bool
     ) -> bytes:
         """The rest of a separator-based read, once the buffer had no message."""
+        takers = self._takers
         buffer = conn.buffer
-
-        def at_eof(waited: bool) -> bytes:
-            if raise_at_eof:
-                raise buffer.incomplete(None)
-            return buffer.take_all()
-
-        if type(sep) is bytes:
-            return await conn.read(lambda: buffer.take_until(sep, keep), at_eof)
-        seps: tuple[bytes, ...] = sep  # type: ignore[assignment]
-        return await conn.read(lambda: buffer.take_until_any(seps, keep), at_eof)
+        if (
+            takers is None
+            or takers[0] is not buffer
+            or takers[1] is not sep
+            or takers[2] is not keep
+            or takers[3] is not raise_at_eof
+        ):
+            take, at_eof = buffer.separator_takers(sep, keep, raise_at_eof)
+            takers = self._takers = (buffer, sep, keep, raise_at_eof, take, at_eof)
+        return await conn.read(takers[4], takers[5])
 
     async def _oversized(
         self,

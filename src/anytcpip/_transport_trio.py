@@ -70,6 +70,8 @@ class TrioConnection(StreamConnection):
 
         self._trio = trio.lowlevel
         self._succeeded = trio.lowlevel.Abort.SUCCEEDED
+        # Bound once: a parked read allocates nothing for its abort.
+        self._abort_park = self._unpark
 
     # --------------------------------------------------------------- receive
 
@@ -113,6 +115,11 @@ class TrioConnection(StreamConnection):
         self.set_eof()
         return 0
 
+    def _unpark(self, _: object) -> trio.lowlevel.Abort:
+        # A parked reader is cancelled: it is no longer waiting.
+        self._parked = None
+        return self._succeeded
+
     def _wake_readers(self) -> None:
         task = self._parked
         if task is not None:
@@ -149,13 +156,8 @@ class TrioConnection(StreamConnection):
         self._resume_pump()
         lowlevel = self._trio
         self._parked = lowlevel.current_task()
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._parked = None
-            return self._succeeded
-
         try:
-            await lowlevel.wait_task_rescheduled(abort)
+            await lowlevel.wait_task_rescheduled(self._abort_park)
         finally:
             self._reader_waiting = False
 
