@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from ._connection import Connection
@@ -180,10 +180,11 @@ class ReadWriteAPI:
         except LimitOverrunError as exc:
             return await self._oversized(conn, exc, sep, keep, raise_at_eof)
 
-    async def _wait_message(
+    def _wait_message(
         self, conn: Connection, sep: bytes | tuple[bytes, ...], keep: bool, *, raise_at_eof: bool
-    ) -> bytes:
-        """The rest of a separator-based read, once the buffer had no message."""
+    ) -> Awaitable[bytes]:
+        """The rest of a separator-based read, once the buffer had no message
+        (the read itself: no coroutine layer of its own)."""
         takers = self._takers
         buffer = conn.buffer
         if (
@@ -195,7 +196,7 @@ class ReadWriteAPI:
         ):
             take, at_eof = buffer.separator_takers(sep, keep, raise_at_eof)
             takers = self._takers = (buffer, sep, keep, raise_at_eof, take, at_eof)
-        return await conn.read(takers[4], takers[5])
+        return conn.read(takers[4], takers[5])
 
     async def _oversized(
         self,
