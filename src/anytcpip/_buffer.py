@@ -246,6 +246,7 @@ class ReceiveBuffer:
                 " discarded",
                 end - pos,
             )
+        # _copy, inlined (the hot path of read_str).
         stop = end if keep_sep else idx
         if type(buf) is bytes:
             data = buf[pos:stop]
@@ -303,13 +304,7 @@ class ReceiveBuffer:
                 " discarded",
                 end - pos,
             )
-        stop = end if keep_sep else idx
-        if type(buf) is bytes:
-            data = buf[pos:stop]
-        elif stop - pos < _VIEW_AT:
-            data = bytes(buf[pos:stop])
-        else:
-            data = _copy(buf, pos, stop)
+        data = _copy(buf, pos, end if keep_sep else idx)
         self._pos = end
         return data
 
