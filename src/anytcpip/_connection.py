@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -53,6 +52,7 @@ import anyio.abc
 from ._buffer import ReceiveBuffer
 from ._disconnect import DisconnectKind, DisconnectReason, kind_of_error
 from ._exceptions import LimitOverrunError
+from ._flag import Flag
 from ._half_open import HalfOpen
 
 __all__ = (
@@ -103,6 +103,43 @@ class Connection(HalfOpen, abc.ABC):
         Where to log.
     """
 
+    # Slots, not a __dict__: a process may hold thousands of connections.
+    __slots__ = (
+        "_half_open_deadline",
+        "_half_open_grace",
+        "_half_open_waiter",
+        "_input_done",
+        "_out_blocked",
+        "_pump_running",
+        "_read_lock",
+        "_reader_waiting",
+        "_reason",
+        "_write_budget",
+        "_write_failure",
+        "_write_waiters",
+        "buffer",
+        "closed_here",
+        "done",
+        "eof",
+        "error",
+        "half_open_over",
+        "is_open",
+        "last_received",
+        "log",
+        "lost",
+        "monitor",
+        "peer",
+        "readers",
+        "reads",
+        "released",
+        "serving_task",
+        "stream",
+        "tasks_running",
+        "track_received",
+        "unread_dropped",
+        "write_blocked",
+    )
+
     def __init__(self, *, limit: int, monitor: bool, log: logging.Logger) -> None:
         self.stream: anyio.abc.ByteStream | None = None
         self.buffer = ReceiveBuffer(limit)
@@ -121,11 +158,11 @@ class Connection(HalfOpen, abc.ABC):
         self.is_open = True
         # Set once the connection became unusable; set once the socket is
         # closed and every task of the connection has finished.
-        self.lost = anyio.Event()
-        self.done = anyio.Event()
+        self.lost = Flag()
+        self.done = Flag()
         # Set by the owner once the connection's tasks have ended and its last
         # connect callback ran (the next client may be served then).
-        self.released = anyio.Event()
+        self.released = Flag()
         # The id of the task that serves it (and runs its connect callbacks).
         self.serving_task: int | None = None
         # Receive side. ``readers`` counts reads inside read() (waiting for the
@@ -145,8 +182,9 @@ class Connection(HalfOpen, abc.ABC):
         # Backpressure: too much is queued (or the transport said so).
         self._out_blocked = False
         # Writers waiting for their turn, in order; the head's event is set
-        # when it may go (it stays in the queue until it has run).
-        self._write_waiters: deque[anyio.Event] = deque()
+        # when it may go (it stays in the queue until it has run). A list, not
+        # a deque: it is nearly always empty, and an empty deque costs 600 bytes.
+        self._write_waiters: list[anyio.Event] = []
         self._write_budget = WRITE_YIELD_BUDGET
         # The error made up when a write found the transport closing (see
         # _failed_writing); the transport's own reason may replace it.

@@ -22,6 +22,8 @@ __all__ = ("HalfOpen",)
 class HalfOpen:
     """The half-open grace; the state lives in ``Connection.__init__``."""
 
+    __slots__ = ()
+
     buffer: ReceiveBuffer
     reads: int
     readers: int

@@ -41,6 +41,7 @@ import anyio.abc
 
 from ._connection import Connection
 from ._disconnect import DisconnectReason
+from ._flag import Flag
 from ._oneshot import OneShot
 from ._serving import ConnectionServing, current_owner
 
@@ -75,7 +76,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         self.done_task = OneShot("done_task", self._is_started, self.log)
         self._started = False
         self._closing = False
-        self._close_requested: anyio.Event | None = None
+        self._close_requested: Flag | None = None
         self._supervised = False
         self._close_called = False
         # run() returned because a close was requested (basic_close, say):
@@ -141,7 +142,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
             # A placeholder client, or closed before it was started.
             yield
             return
-        self._close_requested = anyio.Event()
+        self._close_requested = Flag()
         try:
             # close() from another task aborts a connect in progress.
             with anyio.CancelScope() as self._open_scope:

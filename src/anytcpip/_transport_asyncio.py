@@ -36,6 +36,7 @@ import anyio.abc
 from ._connection import WRITE_CALL_COST, WRITE_HIGH_WATER, Connection
 from ._disconnect import DisconnectKind, kind_of_error
 from ._exceptions import to_connection_error
+from ._flag import Flag
 
 __all__ = ("AsyncioConnection",)
 
@@ -79,6 +80,16 @@ class _Protocol(asyncio.Protocol):
 
 class AsyncioConnection(Connection):
     """A :class:`Connection` whose bytes move through an asyncio Protocol."""
+
+    # Slots, as for Connection.
+    __slots__ = (
+        "_data_future",
+        "_loop",
+        "_peer_done",
+        "_read_paused",
+        "_transport",
+        "_transport_closed",
+    )
 
     _transport: asyncio.Transport
 
@@ -125,8 +136,8 @@ class AsyncioConnection(Connection):
         self._read_paused = True
         # Set when the peer is done sending (end-of-stream or failure), and
         # when the transport is closed.
-        self._peer_done = anyio.Event()
-        self._transport_closed = anyio.Event()
+        self._peer_done = Flag()
+        self._transport_closed = Flag()
 
     # -------------------------------------------------- protocol callbacks
 

@@ -54,6 +54,19 @@ class StreamConnection(Connection):
         ``get_write_buffer_size``).
     """
 
+    # Slots, as for Connection.
+    __slots__ = (
+        "_data_waiter",
+        "_drain_waiter",
+        "_flush_waiter",
+        "_in_flight",
+        "_out",
+        "_reader_scope",
+        "_sending",
+        "_space_waiter",
+        "_transport_w",
+    )
+
     def __init__(
         self,
         *,

@@ -45,6 +45,12 @@ class TrioConnection(StreamConnection):
         Its socket.
     """
 
+    # Slots, as for Connection.
+    __slots__ = (
+        "_pump_wait_scope",
+        "_sock",
+    )
+
     def __init__(
         self,
         *,
