@@ -34,8 +34,8 @@ async def test_wait_after_set_returns_at_once_but_is_a_checkpoint() -> None:
         await flag.wait()
         pytest.fail("a wait on a set flag did not checkpoint")  # pragma: no cover
     assert scope.cancelled_caught
-    # Nobody had to wait: no event was ever made.
-    assert flag._event is None
+    # Nobody had to wait: nothing was made for waiters.
+    assert flag._waiters is None
 
 
 @deadline(NET_TIMEOUT)

@@ -6,13 +6,19 @@ Every connection and every client or server holds several one-way signals
 without anybody ever waiting for them, yet an :class:`anyio.Event` costs an
 asyncio Event and its deque (trio: an Event and its ParkingLot) from the start:
 with many connections in one process those add up to kilobytes per connection.
-A :class:`Flag` is a boolean until the first :meth:`~Flag.wait` that has to
-wait; only then does it make the event the waiters share.
+A :class:`Flag` is a boolean and, once somebody waits, a list of its waiters:
+a bare loop future each on asyncio (what :class:`asyncio.Event` does inside),
+the waiting task itself on trio, an :class:`anyio.Event` on any other backend.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from typing import Any
+
 import anyio
+import anyio.lowlevel
 
 __all__ = ("Flag",)
 
@@ -23,14 +29,15 @@ class Flag:
     ``set()`` and ``is_set()`` work outside an event loop; ``wait()`` returns at
     once (after a checkpoint, as :meth:`anyio.Event.wait` does) if the flag is
     set, or waits until it is; any number of tasks may wait, and a waiter that
-    is cancelled leaves the others waiting.
+    is cancelled leaves the others waiting. Use it from one event loop only.
     """
 
-    __slots__ = ("_event", "_set")
+    __slots__ = ("_set", "_waiters")
 
     def __init__(self) -> None:
         self._set = False
-        self._event: anyio.Event | None = None
+        # What set() wakes: asyncio futures, trio tasks or anyio Events.
+        self._waiters: list[Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Flag {'set' if self._set else 'unset'}>"
@@ -41,19 +48,65 @@ class Flag:
 
     def set(self) -> None:
         """Set the flag and wake every waiter (no effect if it is set)."""
-        if not self._set:
-            self._set = True
-            event = self._event
-            if event is not None:
-                self._event = None
-                event.set()
+        if self._set:
+            return
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        if waiters:
+            for waiter in waiters:
+                if isinstance(waiter, asyncio.Future):
+                    if not waiter.done():
+                        waiter.set_result(None)
+                elif isinstance(waiter, anyio.Event):
+                    waiter.set()
+                else:
+                    sys.modules["trio"].lowlevel.reschedule(waiter)
 
     async def wait(self) -> None:
         """Wait until the flag is set (a checkpoint if it already is)."""
         if self._set:
             await anyio.lowlevel.checkpoint()
             return
-        event = self._event
-        if event is None:
-            event = self._event = anyio.Event()
-        await event.wait()
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = []
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            # A future of its own per waiter: cancelling one waiter's task
+            # cancels its future only.
+            future = loop.create_future()
+            waiters.append(future)
+            try:
+                await future
+            finally:
+                if not self._set:
+                    waiters.remove(future)
+            return
+        trio = sys.modules.get("trio")
+        task = None
+        if trio is not None:
+            lowlevel = trio.lowlevel
+            try:
+                task = lowlevel.current_task()
+            except RuntimeError:
+                task = None
+        if task is not None:
+            waiters.append(task)
+
+            def abort(_: object) -> Any:
+                # Cancelled: not woken by set() (which empties the list first).
+                waiters.remove(task)
+                return lowlevel.Abort.SUCCEEDED
+
+            await lowlevel.wait_task_rescheduled(abort)
+            return
+        event = anyio.Event()
+        waiters.append(event)
+        try:
+            await event.wait()
+        finally:
+            if not self._set:
+                waiters.remove(event)
