@@ -11,7 +11,8 @@ The task tree of a running object (``async with obj:`` or
             ├── a server's accept loop per listener (``_started_hook``)
             └── per connection, ``_serve_connection`` (``_serving``), whose group holds
                 ├── the transport's pump and flusher (``start_receiving``,
-                │   ``start_sending``; none on the asyncio fast path)
+                │   ``start_sending``; none on the asyncio fast path; the
+                │   flusher only from the first write the kernel did not take)
                 └── the connection's own group, ended before the next client
                     is served: read loop, heartbeats, ``start_connection_soon``
 
