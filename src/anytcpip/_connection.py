@@ -103,8 +103,12 @@ class Connection(HalfOpen, abc.ABC):
         Where to log.
     """
 
-    # Slots, not a __dict__: a process may hold thousands of connections.
+    # Slots: a process may hold thousands of connections. ``__dict__`` stays
+    # possible (made only when an attribute outside the slots is set, a test
+    # replacing a method, say) and so do weak references.
     __slots__ = (
+        "__dict__",
+        "__weakref__",
         "_half_open_deadline",
         "_half_open_grace",
         "_half_open_waiter",
