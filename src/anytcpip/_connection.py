@@ -144,6 +144,10 @@ class Connection(HalfOpen, abc.ABC):
         "write_blocked",
     )
 
+    #: Whether :meth:`start_sending` and :meth:`start_receiving` need a task
+    #: group (False: the transport runs no task, they are given a stand-in).
+    needs_task_group = True
+
     def __init__(self, *, limit: int, monitor: bool, log: logging.Logger) -> None:
         self.stream: anyio.abc.ByteStream | None = None
         self.buffer = ReceiveBuffer(limit)

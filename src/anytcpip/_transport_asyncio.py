@@ -92,6 +92,8 @@ class AsyncioConnection(Connection):
     )
 
     _transport: asyncio.Transport
+    # Receiving and sending need no task.
+    needs_task_group = False
 
     @classmethod
     def take_over(
