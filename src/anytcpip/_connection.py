@@ -103,50 +103,13 @@ class Connection(HalfOpen, abc.ABC):
         Where to log.
     """
 
-    # Slots: a process may hold thousands of connections. ``__dict__`` stays
-    # possible (made only when an attribute outside the slots is set, a test
-    # replacing a method, say) and so do weak references.
+    # Slots (thousands of connections per process); a __dict__ only on demand.
     __slots__ = (
-        "__dict__",
-        "__weakref__",
-        "_half_open_deadline",
-        "_half_open_grace",
-        "_half_open_waiter",
-        "_input_done",
-        "_out_blocked",
-        "_pump_running",
-        "_read_lock",
-        "_reader_waiting",
-        "_reason",
-        "_write_budget",
-        "_write_failure",
-        "_write_waiters",
-        "buffer",
-        "closed_here",
-        "done",
-        "eof",
-        "error",
-        "half_open_over",
-        "is_open",
-        "last_received",
-        "log",
-        "lost",
-        "monitor",
-        "peer",
-        "readers",
-        "reads",
-        "released",
-        "serving_task",
-        "stream",
-        "tasks_running",
-        "track_received",
-        "unread_dropped",
-        "write_blocked",
-    )
-
-    #: Whether :meth:`start_sending` and :meth:`start_receiving` need a task
-    #: group (False: the transport runs no task, they are given a stand-in).
-    needs_task_group = True
+        "__dict__", "__weakref__", "_out_blocked", "_pump_running", "_read_lock", "_reader_waiting",
+        "_write_budget", "_write_failure", "_write_waiters", "buffer", "closed_here", "done", "eof",
+        "error", "is_open", "last_received", "log", "lost", "monitor", "peer", "readers", "reads",
+        "released", "serving_task", "stream", "track_received", "unread_dropped", "write_blocked",
+    )  # fmt: skip
 
     def __init__(self, *, limit: int, monitor: bool, log: logging.Logger) -> None:
         self.stream: anyio.abc.ByteStream | None = None
@@ -190,8 +153,7 @@ class Connection(HalfOpen, abc.ABC):
         # Backpressure: too much is queued (or the transport said so).
         self._out_blocked = False
         # Writers waiting for their turn, in order; the head's event is set
-        # when it may go (it stays in the queue until it has run). A list, not
-        # a deque: it is nearly always empty, and an empty deque costs 600 bytes.
+        # when it may go (it stays in the queue until it has run).
         self._write_waiters: list[anyio.Event] = []
         self._write_budget = WRITE_YIELD_BUDGET
         # The error made up when a write found the transport closing (see

@@ -12,6 +12,7 @@ import anyio.abc
 
 from ._connection import HALF_CLOSE_GRACE, Connection
 from ._disconnect import DisconnectKind, DisconnectReason
+from ._transport_asyncio import AsyncioConnection
 
 __all__ = ("ConnectionServing", "current_owner")
 
@@ -140,7 +141,9 @@ class ConnectionServing:
                 # Closed at this end (close(), close_client()) while it waited
                 # for the connection before it: never served.
                 return
-            group = anyio.create_task_group() if conn.needs_task_group else _NO_TASKS
+            # The asyncio fast path runs no task of its own.
+            fast = isinstance(conn, AsyncioConnection)
+            group = _NO_TASKS if fast else anyio.create_task_group()
             async with group as tg:
                 conn.start_sending(tg)
                 self._conn = conn

@@ -83,17 +83,10 @@ class AsyncioConnection(Connection):
 
     # Slots, as for Connection.
     __slots__ = (
-        "_data_future",
-        "_loop",
-        "_peer_done",
-        "_read_paused",
-        "_transport",
-        "_transport_closed",
-    )
+        "_data_future", "_loop", "_peer_done", "_read_paused", "_transport", "_transport_closed",
+    )  # fmt: skip
 
     _transport: asyncio.Transport
-    # Receiving and sending need no task.
-    needs_task_group = False
 
     @classmethod
     def take_over(

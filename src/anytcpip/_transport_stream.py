@@ -56,17 +56,9 @@ class StreamConnection(Connection):
 
     # Slots, as for Connection.
     __slots__ = (
-        "_data_waiter",
-        "_drain_waiter",
-        "_flush_waiter",
-        "_flusher_group",
-        "_in_flight",
-        "_out",
-        "_reader_scope",
-        "_sending",
-        "_space_waiter",
-        "_transport_w",
-    )
+        "_data_waiter", "_drain_waiter", "_flush_waiter", "_flusher_group", "_in_flight", "_out",
+        "_reader_scope", "_sending", "_space_waiter", "_transport_w",
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -46,10 +46,7 @@ class TrioConnection(StreamConnection):
     """
 
     # Slots, as for Connection.
-    __slots__ = (
-        "_pump_wait_scope",
-        "_sock",
-    )
+    __slots__ = ("_pump_wait_scope", "_sock")
 
     def __init__(
         self,
