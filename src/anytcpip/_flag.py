@@ -70,21 +70,7 @@ class Flag:
         waiters = self._waiters
         if waiters is None:
             waiters = self._waiters = []
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            # A future of its own per waiter: cancelling one waiter's task
-            # cancels its future only.
-            future = loop.create_future()
-            waiters.append(future)
-            try:
-                await future
-            finally:
-                if not self._set:
-                    waiters.remove(future)
-            return
+        # trio first: in trio's guest mode an asyncio loop is running too.
         trio = sys.modules.get("trio")
         task = None
         if trio is not None:
@@ -102,6 +88,21 @@ class Flag:
                 return lowlevel.Abort.SUCCEEDED
 
             await lowlevel.wait_task_rescheduled(abort)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            # A future of its own per waiter: cancelling one waiter's task
+            # cancels its future only.
+            future = loop.create_future()
+            waiters.append(future)
+            try:
+                await future
+            finally:
+                if not self._set:
+                    waiters.remove(future)
             return
         event = anyio.Event()
         waiters.append(event)
