@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -53,6 +52,7 @@ import anyio.abc
 from ._buffer import ReceiveBuffer
 from ._disconnect import DisconnectKind, DisconnectReason, kind_of_error
 from ._exceptions import LimitOverrunError
+from ._flag import Flag
 from ._half_open import HalfOpen
 from ._read_lock import ReadLock
 
@@ -104,6 +104,14 @@ class Connection(HalfOpen, abc.ABC):
         Where to log.
     """
 
+    # Slots (thousands of connections per process); a __dict__ only on demand.
+    __slots__ = (
+        "__dict__", "__weakref__", "_out_blocked", "_pump_running", "_read_lock", "_reader_waiting",
+        "_write_budget", "_write_failure", "_write_waiters", "buffer", "closed_here", "done", "eof",
+        "error", "is_open", "last_received", "log", "lost", "monitor", "peer", "readers", "reads",
+        "released", "serving_task", "stream", "track_received", "unread_dropped", "write_blocked",
+    )  # fmt: skip
+
     def __init__(self, *, limit: int, monitor: bool, log: logging.Logger) -> None:
         self.stream: anyio.abc.ByteStream | None = None
         self.buffer = ReceiveBuffer(limit)
@@ -122,11 +130,11 @@ class Connection(HalfOpen, abc.ABC):
         self.is_open = True
         # Set once the connection became unusable; set once the socket is
         # closed and every task of the connection has finished.
-        self.lost = anyio.Event()
-        self.done = anyio.Event()
+        self.lost = Flag()
+        self.done = Flag()
         # Set by the owner once the connection's tasks have ended and its last
         # connect callback ran (the next client may be served then).
-        self.released = anyio.Event()
+        self.released = Flag()
         # The id of the task that serves it (and runs its connect callbacks).
         self.serving_task: int | None = None
         # Receive side. ``readers`` counts reads inside read() (waiting for the
@@ -147,7 +155,7 @@ class Connection(HalfOpen, abc.ABC):
         self._out_blocked = False
         # Writers waiting for their turn, in order; the head's event is set
         # when it may go (it stays in the queue until it has run).
-        self._write_waiters: deque[anyio.Event] = deque()
+        self._write_waiters: list[anyio.Event] = []
         self._write_budget = WRITE_YIELD_BUDGET
         # The error made up when a write found the transport closing (see
         # _failed_writing); the transport's own reason may replace it.

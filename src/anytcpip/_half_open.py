@@ -22,6 +22,11 @@ __all__ = ("HalfOpen",)
 class HalfOpen:
     """The half-open grace; the state lives in ``Connection.__init__``."""
 
+    __slots__ = (
+        "_half_open_deadline", "_half_open_grace", "_half_open_waiter", "_input_done", "_reason",
+        "half_open_over", "tasks_running",
+    )  # fmt: skip
+
     buffer: ReceiveBuffer
     reads: int
     readers: int

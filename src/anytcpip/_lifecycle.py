@@ -5,13 +5,15 @@ The task tree of a running object (``async with obj:`` or
 
     host (the caller's task or task group)
     └── _running: opens the connection or listeners (``_open``), then a task
-        group holding
+        group holding (with ``run``, the task running it opens and then is
+        the supervisor itself: one task and one task group fewer)
         └── supervisor (``__supervise``): its task group is ``_inner``
             ├── tasks of ``start_soon`` (they end with close())
             ├── a server's accept loop per listener (``_started_hook``)
             └── per connection, ``_serve_connection`` (``_serving``), whose group holds
                 ├── the transport's pump and flusher (``start_receiving``,
-                │   ``start_sending``; none on the asyncio fast path)
+                │   ``start_sending``; none on the asyncio fast path; the
+                │   flusher only from the first write the kernel did not take)
                 └── the connection's own group, ended before the next client
                     is served: read loop, heartbeats, ``start_connection_soon``
 
@@ -41,6 +43,7 @@ import anyio.abc
 
 from ._connection import Connection
 from ._disconnect import DisconnectReason
+from ._flag import Flag
 from ._oneshot import OneShot
 from ._serving import ConnectionServing, current_owner
 
@@ -75,7 +78,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         self.done_task = OneShot("done_task", self._is_started, self.log)
         self._started = False
         self._closing = False
-        self._close_requested: anyio.Event | None = None
+        self._close_requested: Flag | None = None
         self._supervised = False
         self._close_called = False
         # run() returned because a close was requested (basic_close, say):
@@ -126,11 +129,37 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         """
         if self._started:
             raise RuntimeError(f"{self!r} was already started; make a new one")
-        async with self._running():
-            task_status.started()
-            assert self._close_requested is not None
-            await self._close_requested.wait()
-            self._run_ended = True
+        if self.done_task.done():
+            # A placeholder client, or closed before it was started.
+            async with self._running():
+                task_status.started()
+                assert self._close_requested is not None
+                await self._close_requested.wait()
+                self._run_ended = True
+            return
+        # As _running, but this task is the supervisor: nothing else runs in
+        # it, so the task and task group of a separate supervisor (kilobytes
+        # per object) are not needed.
+        self._started = True
+        self._close_requested = Flag()
+        try:
+            with anyio.CancelScope() as self._open_scope:
+                await self._open()
+            self._open_scope = None
+            if self._close_requested.is_set():
+                raise ConnectionError("closed while starting")
+            await self.__supervise(task_status=task_status, in_host=True)
+        except BaseException as exc:
+            if not self.start_task.done():
+                error = (
+                    exc if isinstance(exc, OSError) else ConnectionError(f"not started: {exc!r}")
+                )
+                self.start_task.set_exception(error)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._release()
+            self.done_task.set()
 
     @asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
@@ -141,7 +170,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
             # A placeholder client, or closed before it was started.
             yield
             return
-        self._close_requested = anyio.Event()
+        self._close_requested = Flag()
         try:
             # close() from another task aborts a connect in progress.
             with anyio.CancelScope() as self._open_scope:
@@ -192,22 +221,55 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
                 await self._release()
             self.done_task.set()
 
-    async def __supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        _current_owner.set(self)
+    async def __supervise(
+        self, *, task_status: anyio.abc.TaskStatus[None], in_host: bool = False
+    ) -> None:
+        """Hold the inner task group until a close is requested, then tear down.
+
+        ``in_host``: run by :meth:`run` in its own task, which also starts
+        the first background work and, if it ends other than by a requested
+        close (cancelled, or the hook failed), calls :meth:`close` first.
+        """
+        requested = self._close_requested
+        assert requested is not None
+        token = _current_owner.set(self)
         self._supervised = True
         try:
             async with anyio.create_task_group() as inner:
                 self._inner = inner
-                task_status.started()
+                if not in_host:
+                    task_status.started()
                 try:
-                    assert self._close_requested is not None
-                    await self._close_requested.wait()
+                    if in_host:
+                        try:
+                            await self._started_hook()
+                        except (RuntimeError, ConnectionError):
+                            # Cancelled while starting: the checkpoint says so.
+                            if anyio.current_effective_deadline() == -math.inf:
+                                await anyio.lowlevel.checkpoint()
+                            raise
+                        self.start_task.set()
+                        task_status.started()
+                    await requested.wait()
+                    if in_host:
+                        self._run_ended = True
                 finally:
                     with anyio.CancelScope(shield=True):
+                        if in_host and not self._run_ended:
+                            # As leaving _running's block: a close at this end.
+                            if not self._close_called:
+                                try:
+                                    await self.close()
+                                except Exception:
+                                    self.log.exception("close() failed")
+                            self.should_be_connected = False
+                            requested.set()
                         await self._teardown()
                     inner.cancel_scope.cancel()
         finally:
             self._inner = None
+            if in_host:
+                _current_owner.reset(token)
             self.done_task.set()
 
     @abc.abstractmethod

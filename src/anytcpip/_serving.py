@@ -5,18 +5,47 @@ from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
+from typing import Any, cast
 
 import anyio
 import anyio.abc
 
 from ._connection import HALF_CLOSE_GRACE, Connection
 from ._disconnect import DisconnectKind, DisconnectReason
+from ._transport_asyncio import AsyncioConnection
 
 __all__ = ("ConnectionServing", "current_owner")
 
 #: The object whose background task is running (inherited by the tasks it
 #: starts); lets close() know it was called from one of the object's own tasks.
 current_owner: ContextVar[object | None] = ContextVar("anytcpip_owner", default=None)
+
+
+class _NoTasks:
+    """In place of the transport's task group when its connection runs no task
+    of its own (the asyncio fast path): a task group costs a kilobyte per
+    connection. Starting a task in it is a bug."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> anyio.abc.TaskGroup:
+        return cast(anyio.abc.TaskGroup, self)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    @property
+    def cancel_scope(self) -> _NoTasks:
+        return self
+
+    def cancel(self) -> None:
+        pass
+
+    def start_soon(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("this connection's transport runs no task")
+
+
+_NO_TASKS: Any = _NoTasks()
 
 
 class ConnectionServing:
@@ -112,7 +141,10 @@ class ConnectionServing:
                 # Closed at this end (close(), close_client()) while it waited
                 # for the connection before it: never served.
                 return
-            async with anyio.create_task_group() as tg:
+            # The asyncio fast path runs no task of its own.
+            fast = isinstance(conn, AsyncioConnection)
+            group = _NO_TASKS if fast else anyio.create_task_group()
+            async with group as tg:
                 conn.start_sending(tg)
                 self._conn = conn
                 self.should_be_connected = True

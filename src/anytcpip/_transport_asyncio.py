@@ -36,6 +36,7 @@ import anyio.abc
 from ._connection import WRITE_CALL_COST, WRITE_HIGH_WATER, Connection
 from ._disconnect import DisconnectKind, kind_of_error
 from ._exceptions import to_connection_error
+from ._flag import Flag
 
 __all__ = ("AsyncioConnection",)
 
@@ -80,6 +81,11 @@ class _Protocol(asyncio.Protocol):
 class AsyncioConnection(Connection):
     """A :class:`Connection` whose bytes move through an asyncio Protocol."""
 
+    # Slots, as for Connection.
+    __slots__ = (
+        "_data_future", "_loop", "_peer_done", "_read_paused", "_transport", "_transport_closed",
+    )  # fmt: skip
+
     _transport: asyncio.Transport
 
     @classmethod
@@ -111,7 +117,10 @@ class AsyncioConnection(Connection):
         # Whatever anyio's protocol received before the swap comes first.
         for chunk in old.read_queue:
             conn.buffer.feed(chunk)
-        old.read_queue.clear()
+        # anyio's protocol is never used again (the stream's receive and send,
+        # which would need it, are not called once it is taken over): let go
+        # of its queue and events, two kilobytes per connection.
+        del old.read_queue, old.read_event, old.write_event
         if old.exception is not None:
             conn.set_error(to_connection_error(old.exception))
         elif old.is_at_eof:
@@ -125,8 +134,8 @@ class AsyncioConnection(Connection):
         self._read_paused = True
         # Set when the peer is done sending (end-of-stream or failure), and
         # when the transport is closed.
-        self._peer_done = anyio.Event()
-        self._transport_closed = anyio.Event()
+        self._peer_done = Flag()
+        self._transport_closed = Flag()
 
     # -------------------------------------------------- protocol callbacks
 

@@ -54,6 +54,12 @@ class StreamConnection(Connection):
         ``get_write_buffer_size``).
     """
 
+    # Slots, as for Connection.
+    __slots__ = (
+        "_data_waiter", "_drain_waiter", "_flush_waiter", "_flusher_group", "_in_flight", "_out",
+        "_reader_scope", "_sending", "_space_waiter", "_transport_w",
+    )  # fmt: skip
+
     def __init__(
         self,
         *,
@@ -75,6 +81,9 @@ class StreamConnection(Connection):
         # Bytes the flusher is sending and the stream has not taken yet.
         self._in_flight = 0
         self._flush_waiter: anyio.Event | None = None
+        # The task group the flusher starts in, at the first queued write
+        # (None once started, or before start_sending).
+        self._flusher_group: anyio.abc.TaskGroup | None = None
         self._drain_waiter: anyio.Event | None = None
 
     @property
@@ -226,8 +235,13 @@ class StreamConnection(Connection):
             waiter.set()
 
     def start_sending(self, tg: anyio.abc.TaskGroup) -> None:
-        """Start sending what is queued."""
-        tg.start_soon(self.flusher)
+        """Send what is queued, from now on: the flusher starts in ``tg`` once
+        something is queued (a connection whose writes all go straight to the
+        kernel never needs one)."""
+        if self._out.size:
+            tg.start_soon(self.flusher)
+        else:
+            self._flusher_group = tg
 
     def start_receiving(self, tg: anyio.abc.TaskGroup) -> None:
         """Start receiving continuously (monitoring)."""
@@ -261,6 +275,12 @@ class StreamConnection(Connection):
         if waiter is not None:
             self._flush_waiter = None
             waiter.set()
+        elif self._flusher_group is not None:
+            group, self._flusher_group = self._flusher_group, None
+            try:
+                group.start_soon(self.flusher)
+            except RuntimeError:
+                pass  # the group is gone (cancelled from outside): as for a cancelled flusher
 
     async def flusher(self) -> None:
         """Send whatever is queued, in order, until cancelled or the link fails."""

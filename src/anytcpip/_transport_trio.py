@@ -51,6 +51,9 @@ class TrioConnection(StreamConnection):
         Its socket.
     """
 
+    # Slots, as for Connection.
+    __slots__ = ("_pump_wait_scope", "_sock")
+
     def __init__(
         self,
         *,
