@@ -144,8 +144,7 @@ class Connection(HalfOpen, abc.ABC):
         # True while the transport receives continuously (a pump task, or the
         # asyncio protocol), so readers wait for it rather than receive.
         self._pump_running = False
-        # A reader waits for data: the receiving side should go on even past
-        # the limit (the reader needs more), and stand aside for it (trio).
+        # A reader waits for data: receiving goes on past the limit (it needs more).
         self._reader_waiting = False
         # Send side.
         #: True while a write must go through wait_writable() before queueing:

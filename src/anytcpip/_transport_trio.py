@@ -52,7 +52,7 @@ class TrioConnection(StreamConnection):
     """
 
     # Slots, as for Connection.
-    __slots__ = ("_pump_wait_scope", "_sock")
+    __slots__ = ("_abort_park", "_parked", "_sock", "_succeeded", "_trio")
 
     def __init__(
         self,
