@@ -438,6 +438,28 @@ def test_fleet_summary_targets() -> None:
     assert fleet["impls"]["tcpip-asyncio"]["targets"] == []
 
 
+def test_fleet_keep_bound_is_raw_anyios_keep_when_lower() -> None:
+    # Raw anyio-trio itself keeps 0.4 of its N=10 rate at N=1000: anytcpip-trio
+    # keeping 0.5 meets the "no collapse" target, and one keeping 0.3 does not.
+    def run(keep_of_raw: float, keep_of_mine: float) -> dict[str, bool]:
+        results = Results(["anyio-trio", "anytcpip-trio"], [], 1, TINY)
+        for impl, keep in (("anyio-trio", keep_of_raw), ("anytcpip-trio", keep_of_mine)):
+            for n, rate in ((10, 1000.0), (1000, 1000.0 * keep)):
+                results.fleet.append(
+                    {"round": 0, "impl": impl, "n": n, "rate": rate, "setup_s": 0.1,
+                     "rss_per_pair": 1000.0}
+                )  # fmt: skip
+        targets = summarize_fleet(results)["impls"]["anytcpip-trio"]["targets"]
+        return {t["short"]: t["met"] for t in targets if t["short"] == "keep"} | {
+            "bound": next(t["bound"] for t in targets if t["short"] == "keep")
+        }
+
+    assert run(0.4, 0.5) == {"keep": True, "bound": 0.4}
+    assert run(0.4, 0.3) == {"keep": False, "bound": 0.4}
+    # A raw run that keeps more than 0.75 does not raise the bar.
+    assert run(0.9, 0.8) == {"keep": True, "bound": 0.75}
+
+
 def test_rich_tables_keep_brackets(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("rich")
     render(_results_with_a_miss(), print, use_rich=True)

@@ -467,3 +467,18 @@ def test_reads_match_the_reader_model(ops: list[tuple[str, Any]], limit: int) ->
         assert len(buffer) == len(model.readable())
         assert bool(buffer) == bool(model.readable())
     assert buffer.incomplete(None).partial == model.readable()
+
+
+def test_feed_of_a_mutable_chunk_is_not_changed_by_its_owner() -> None:
+    # A chunk fed to an empty buffer is kept as it came: a bytearray the
+    # caller changes afterwards, or a memoryview of one, must not change what
+    # was received.
+    for kind in (bytearray, lambda b: memoryview(bytearray(b))):
+        buffer = ReceiveBuffer(100)
+        chunk = kind(b"abc\n")
+        buffer.feed(chunk)
+        chunk[:3] = b"XYZ"
+        buffer.feed(kind(b"de"))
+        buffer.feed(b"f\n")
+        assert buffer.take_until(b"\n") == b"abc\n"
+        assert buffer.take_until(b"\n") == b"def\n"

@@ -116,8 +116,10 @@ class ReceiveBuffer:
         """True while the tail of an over-limit message is being discarded."""
         return self._discard_sep is not None
 
-    def feed(self, data: bytes) -> None:
-        """Append received bytes."""
+    def feed(self, received: bytes | bytearray | memoryview) -> None:
+        """Append received bytes (a bytearray or memoryview is copied: the
+        buffer may keep what it is given)."""
+        data = received if type(received) is bytes else bytes(received)
         if self._discard_sep is not None:
             self._discard(data)
             return
