@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import anyio
@@ -414,7 +414,7 @@ class Connection(HalfOpen, abc.ABC):
         """Count a read; let receiving go on if it made room in the buffer."""
 
     @abc.abstractmethod
-    async def _wait_for_data(self) -> None:
+    def _wait_for_data(self) -> Awaitable[None]:
         """Wait (holding the read lock) for data, end-of-stream or failure."""
 
     @abc.abstractmethod

@@ -152,7 +152,6 @@ class AsyncioConnection(Connection):
         # A waiting reader gets a look at this chunk before more is read; it
         # asks again if it needs more (so an over-long line in flight costs at
         # most the limit plus a chunk).
-        self._reader_waiting = False
         if len(buffer) >= buffer.limit:
             self._pause_reading()
 
@@ -207,19 +206,16 @@ class AsyncioConnection(Connection):
             if not future.done():
                 future.set_result(None)
 
-    async def _wait_for_data(self) -> None:
-        # A bare loop future: cheaper than an anyio Event on this hot path,
-        # and cancellable the same way (anyio cancels the waiting task).
-        self._reader_waiting = True
+    def _wait_for_data(self) -> asyncio.Future[None]:
+        # A bare loop future, awaited by the read itself (no coroutine of its
+        # own): cheaper than an anyio Event on this hot path, and cancellable
+        # the same way (anyio cancels the waiting task, which cancels it).
         self._resume_reading()
         future = self._data_future
         if future is None or future.done():
             assert self._loop is not None
             future = self._data_future = self._loop.create_future()
-        try:
-            await future
-        finally:
-            self._reader_waiting = False
+        return future
 
     async def probe(self) -> None:
         # The protocol sees end-of-stream as soon as the loop does; a few
