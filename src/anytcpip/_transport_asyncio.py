@@ -266,24 +266,6 @@ class AsyncioConnection(Connection):
 
     # -------------------------------------------------------------- close
 
-    def close_here(
-        self, kind: DisconnectKind = DisconnectKind.CLOSED_HERE, exc: BaseException | None = None
-    ) -> None:
-        was_closed = self.closed_here
-        super().close_here(kind, exc)
-        transport = self._transport
-        if was_closed or self.error is not None or transport.is_closing():
-            return
-        # Half-close now rather than once the serving task gets to it: the
-        # transport sends our end-of-stream after what is still buffered, so
-        # the peer learns of the close without waiting for our tasks.
-        try:
-            self._resume_reading()  # the peer's end-of-stream must be seen
-            if transport.can_write_eof():
-                transport.write_eof()
-        except (OSError, RuntimeError):
-            pass  # reset meanwhile, or uvloop's handle closed: finish_close sees it
-
     async def finish_close(self, deadline: float) -> None:
         transport = self._transport
         try:

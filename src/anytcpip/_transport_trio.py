@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     import trio.lowlevel
 
 from ._connection import RECEIVE_CHUNK, WRITE_CALL_COST
-from ._disconnect import DisconnectKind
 from ._exceptions import to_connection_error
 from ._transport_stream import StreamConnection
 
@@ -164,21 +163,6 @@ class TrioConnection(StreamConnection):
             await lowlevel.wait_task_rescheduled(self._abort_park)
         finally:
             self._reader_waiting = False
-
-    def close_here(
-        self, kind: DisconnectKind = DisconnectKind.CLOSED_HERE, exc: BaseException | None = None
-    ) -> None:
-        was_closed = self.closed_here
-        super().close_here(kind, exc)
-        if was_closed or self.error is not None or self._out.size or self._sending:
-            return
-        # Nothing of ours is left to send: half-close now rather than once the
-        # serving task gets to it (the goodbye's shutdown is then a no-op),
-        # so the peer learns of the close without waiting for our tasks.
-        try:
-            self._sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # reset meanwhile: the goodbye finds out
 
     # ------------------------------------------------------------------ send
 
