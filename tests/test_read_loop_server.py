@@ -221,6 +221,9 @@ async def test_heartbeat_count_starts_fresh_for_each_client(log: logging.Logger)
             await client.write(anytcpip.HEARTBEAT + client.terminator)
             await client.write_str("first")
             assert await server.get_next_data() == "first"
+            # Let the server's read loop get back to waiting before leaving,
+            # so that the next line is certain to see that read end.
+            await anyio.wait_all_tasks_blocked()
         await recorder.assert_next(False)
         # The read that was waiting when the client left queued "".
         assert await server.get_next_data() == ""

@@ -143,18 +143,10 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         self._started = True
         self._close_requested = Flag()
         try:
-            with anyio.CancelScope() as self._open_scope:
-                await self._open()
-            self._open_scope = None
-            if self._close_requested.is_set():
-                raise ConnectionError("closed while starting")
+            await self._open_unless_closed()
             await self.__supervise(task_status=task_status, in_host=True)
         except BaseException as exc:
-            if not self.start_task.done():
-                error = (
-                    exc if isinstance(exc, OSError) else ConnectionError(f"not started: {exc!r}")
-                )
-                self.start_task.set_exception(error)
+            self._start_failed(exc)
             raise
         finally:
             with anyio.CancelScope(shield=True):
@@ -172,25 +164,11 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
             return
         self._close_requested = Flag()
         try:
-            # close() from another task aborts a connect in progress.
-            with anyio.CancelScope() as self._open_scope:
-                await self._open()
-            self._open_scope = None
-            if self._close_requested.is_set():
-                raise ConnectionError("closed while starting")
+            await self._open_unless_closed()
             async with anyio.create_task_group() as tg:
                 try:
                     await tg.start(self.__supervise)
-                    try:
-                        await self._started_hook()
-                    except (RuntimeError, ConnectionError):
-                        # Only if the supervisor's task group closed under
-                        # us (we are being cancelled, and the checkpoint says
-                        # so); any other error of the hook is raised as it is.
-                        if self._inner is None or anyio.current_effective_deadline() == -math.inf:
-                            await anyio.lowlevel.checkpoint()
-                        raise
-                    self.start_task.set()
+                    await self._start_background_work()
                     yield
                 finally:
                     # Leaving the block (or the end of run) is a close at this
@@ -198,23 +176,14 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
                     # override, unless somebody called it already.
                     with anyio.CancelScope(shield=True):
                         if not self._run_ended:
-                            if not self._close_called and self._supervised:
-                                try:
-                                    await self.close()
-                                except Exception:
-                                    self.log.exception("close() failed")
+                            if self._supervised:
+                                await self._close_at_this_end()
                             self.should_be_connected = False
                         self._close_requested.set()
                         if self._supervised:
                             await self.done_task
         except BaseException as exc:
-            if not self.start_task.done():
-                # Failed or cancelled while starting: awaiting start_task says
-                # so with an OSError (a cancellation belongs to the canceller).
-                error = (
-                    exc if isinstance(exc, OSError) else ConnectionError(f"not started: {exc!r}")
-                )
-                self.start_task.set_exception(error)
+            self._start_failed(exc)
             raise
         finally:
             with anyio.CancelScope(shield=True):
@@ -241,14 +210,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
                     task_status.started()
                 try:
                     if in_host:
-                        try:
-                            await self._started_hook()
-                        except (RuntimeError, ConnectionError):
-                            # Cancelled while starting: the checkpoint says so.
-                            if anyio.current_effective_deadline() == -math.inf:
-                                await anyio.lowlevel.checkpoint()
-                            raise
-                        self.start_task.set()
+                        await self._start_background_work()
                         task_status.started()
                     await requested.wait()
                     if in_host:
@@ -257,11 +219,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
                     with anyio.CancelScope(shield=True):
                         if in_host and not self._run_ended:
                             # As leaving _running's block: a close at this end.
-                            if not self._close_called:
-                                try:
-                                    await self.close()
-                                except Exception:
-                                    self.log.exception("close() failed")
+                            await self._close_at_this_end()
                             self.should_be_connected = False
                             requested.set()
                         await self._teardown()
@@ -271,6 +229,47 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
             if in_host:
                 _current_owner.reset(token)
             self.done_task.set()
+
+    async def _open_unless_closed(self) -> None:
+        """Open (connect or bind); a close() from another task meanwhile
+        aborts it, and one that came before it finished fails the start."""
+        assert self._close_requested is not None
+        with anyio.CancelScope() as self._open_scope:
+            await self._open()
+        self._open_scope = None
+        if self._close_requested.is_set():
+            raise ConnectionError("closed while starting")
+
+    async def _start_background_work(self) -> None:
+        """Run the started hook (the supervisor's group is open), then say
+        started."""
+        try:
+            await self._started_hook()
+        except (RuntimeError, ConnectionError):
+            # Only if the supervisor's task group closed under us (we are
+            # being cancelled, and the checkpoint says so); any other error
+            # of the hook is raised as it is.
+            if self._inner is None or anyio.current_effective_deadline() == -math.inf:
+                await anyio.lowlevel.checkpoint()
+            raise
+        self.start_task.set()
+
+    def _start_failed(self, exc: BaseException) -> None:
+        """Failed or cancelled while starting: awaiting start_task says so with
+        an OSError (a cancellation belongs to the canceller)."""
+        if not self.start_task.done():
+            error = exc if isinstance(exc, OSError) else ConnectionError(f"not started: {exc!r}")
+            self.start_task.set_exception(error)
+
+    async def _close_at_this_end(self) -> None:
+        """Leaving the ``async with`` block, or run() ending other than by a
+        requested close: the public close() (a subclass may override it),
+        unless somebody called it already."""
+        if not self._close_called:
+            try:
+                await self.close()
+            except Exception:
+                self.log.exception("close() failed")
 
     @abc.abstractmethod
     async def close(self) -> None:
