@@ -26,20 +26,19 @@ async def main() -> None:
                 host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log
             ) as after_reboot:
                 with anyio.fail_after(5):
-                    # The old client is closed (its disconnect callback runs
-                    # first), then the new one is served.
-                    reason = await server.wait_disconnected()
+                    # The server closes the old client (its disconnect
+                    # callback runs first), then serves the new one.
+                    old = await before_reboot.wait_disconnected()
                     await server.connected_task
+                # The old client saw the server close it ...
+                assert old is not None
+                assert old.kind is DisconnectKind.PEER_CLOSED
+                # ... and the server says why.
+                reason = server.disconnect_reason
                 assert reason is not None
                 assert reason.kind is DisconnectKind.REPLACED
                 await after_reboot.write_str("hello again")
                 assert await server.read_str() == "hello again"
-
-                # The old client was closed by the server.
-                with anyio.fail_after(5):
-                    old = await before_reboot.wait_disconnected()
-                assert old is not None
-                assert old.kind is DisconnectKind.PEER_CLOSED
 
 
 if __name__ == "__main__":

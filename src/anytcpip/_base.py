@@ -245,6 +245,11 @@ class BaseClientOrServer(ReadWriteAPI, Lifecycle):
         the wait with the caller's own cancel scope, e.g.
         ``with anyio.fail_after(5):``.
 
+        With ``second_client="replace"`` the new client may already be served
+        when this is called, and then it is the one waited for: to wait for
+        the end of the replaced one, wait on that client itself, or use the
+        connect callback (see the guide's example).
+
         Raises
         ------
         RuntimeError

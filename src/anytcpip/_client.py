@@ -18,6 +18,7 @@ from ._constants import (
     HEARTBEAT,
 )
 from ._options import ClientOptions, client_options
+from ._serving import ConnectionTasks
 from ._transport import configure_socket, open_connection
 
 if sys.version_info >= (3, 11):
@@ -187,7 +188,7 @@ class Client(BaseClientOrServer):
             conn.close_here()
             await conn.done.wait()
 
-    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+    def _on_connected(self, tg: ConnectionTasks) -> None:
         if self.run_heartbeat_send_task:
             tg.start_soon(self._send_heartbeats)
 

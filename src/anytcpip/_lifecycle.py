@@ -45,7 +45,7 @@ from ._connection import Connection
 from ._disconnect import DisconnectReason
 from ._flag import Flag
 from ._oneshot import OneShot
-from ._serving import ConnectionServing, current_owner
+from ._serving import ConnectionServing, ConnectionTasks, current_owner
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -86,7 +86,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         self._run_ended = False
         self._inner: anyio.abc.TaskGroup | None = None
         # The current connection and the task group of its tasks.
-        self._conn_tasks: tuple[Connection, anyio.abc.TaskGroup] | None = None
+        self._conn_tasks: tuple[Connection, ConnectionTasks] | None = None
         self._open_scope: anyio.CancelScope | None = None
         self._disconnect_reason = None
 

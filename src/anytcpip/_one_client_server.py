@@ -19,6 +19,7 @@ from ._disconnect import DisconnectKind
 from ._exceptions import accept_error_kind
 from ._oneshot import OneShot
 from ._options import ServerOptions, server_options
+from ._serving import ConnectionTasks
 from ._transport import configure_socket, open_connection, pause_before_tls
 
 if sys.version_info >= (3, 11):
@@ -291,7 +292,7 @@ class OneClientServer(BaseClientOrServer):
                 standard_compatible=self._tls_standard_compatible,
             )
 
-    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+    def _on_connected(self, tg: ConnectionTasks) -> None:
         self.connected_task.set()
 
     def _on_disconnected(self) -> None:

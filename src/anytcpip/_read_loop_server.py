@@ -23,6 +23,7 @@ from ._constants import (
 from ._disconnect import DisconnectKind
 from ._one_client_server import OneClientServer
 from ._options import ReadLoopServerOptions
+from ._serving import ConnectionTasks
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -156,7 +157,7 @@ class OneClientReadLoopServer(OneClientServer):
             raise RuntimeError("received a heartbeat, but run_heartbeat_monitor_task is False")
         self._heartbeat_deadline = anyio.current_time() + self.max_heartbeat_interval
 
-    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+    def _on_connected(self, tg: ConnectionTasks) -> None:
         super()._on_connected(tg)
         if self.run_heartbeat_monitor_task:
             self._heartbeat_deadline = anyio.current_time() + self.max_heartbeat_interval

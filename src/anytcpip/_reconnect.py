@@ -34,7 +34,7 @@ from ._constants import (
 )
 from ._disconnect import DisconnectKind
 from ._options import ClientOptions
-from ._serving import current_owner
+from ._serving import ConnectionTasks, current_owner
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -361,7 +361,7 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
 
     # ----------------------------------------------------- per connection
 
-    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+    def _on_connected(self, tg: ConnectionTasks) -> None:
         super()._on_connected(tg)
         conn = self._conn
         if self.heartbeat_timeout is not None and conn is not None:

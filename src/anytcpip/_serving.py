@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, cast
 
@@ -12,9 +13,10 @@ import anyio.abc
 
 from ._connection import HALF_CLOSE_GRACE, Connection
 from ._disconnect import DisconnectKind, DisconnectReason
+from ._flag import Flag
 from ._transport_asyncio import AsyncioConnection
 
-__all__ = ("ConnectionServing", "current_owner")
+__all__ = ("ConnectionServing", "ConnectionTasks", "current_owner")
 
 #: The object whose background task is running (inherited by the tasks it
 #: starts); lets close() know it was called from one of the object's own tasks.
@@ -48,6 +50,62 @@ class _NoTasks:
 _NO_TASKS: Any = _NoTasks()
 
 
+class ConnectionTasks:
+    """The tasks of one connection (read loop, heartbeats,
+    ``start_connection_soon``): run in the object's task group, each in a
+    cancel scope of its own, all cancelled together when the connection ends.
+
+    In place of a task group per connection: that costs a kilobyte or two per
+    connection, and leaving it, even empty, a pass of the event loop while the
+    peer waits for our end-of-stream.
+    """
+
+    __slots__ = ("_cancelled", "_ended", "_group", "_scopes", "running")
+
+    def __init__(self, group: anyio.abc.TaskGroup) -> None:
+        self._group = group
+        self._scopes: list[anyio.CancelScope] = []
+        self._cancelled = False
+        #: How many were started and have not ended.
+        self.running = 0
+        self._ended: Flag | None = None
+
+    def start_soon(
+        self, func: Callable[..., Awaitable[Any]], *args: Any, name: object = None
+    ) -> None:
+        """Start ``func(*args)``: as :meth:`anyio.abc.TaskGroup.start_soon`."""
+        self.running += 1
+        self._group.start_soon(self._run, func, args, name=name)
+
+    async def _run(self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                if self._cancelled:
+                    scope.cancel()
+                self._scopes.append(scope)
+                try:
+                    await func(*args)
+                finally:
+                    self._scopes.remove(scope)
+        finally:
+            self.running -= 1
+            if not self.running and self._ended is not None:
+                self._ended.set()
+
+    def cancel(self) -> None:
+        """Cancel every task, and any started from now on."""
+        self._cancelled = True
+        for scope in self._scopes:
+            scope.cancel()
+
+    async def wait_ended(self) -> None:
+        """Wait until every task started has ended (no checkpoint if none runs)."""
+        if self.running:
+            if self._ended is None or self._ended.is_set():
+                self._ended = Flag()
+            await self._ended.wait()
+
+
 class ConnectionServing:
     """The per-connection task: callbacks around the connection, its task
     group, the half-open grace, and the bounded close.
@@ -61,7 +119,8 @@ class ConnectionServing:
     linger: float
     should_be_connected: bool
     _conn: Connection | None
-    _conn_tasks: tuple[Connection, anyio.abc.TaskGroup] | None
+    _conn_tasks: tuple[Connection, ConnectionTasks] | None
+    _inner: anyio.abc.TaskGroup | None
     _was_connected: bool
     _disconnect_reason: DisconnectReason | None
 
@@ -82,7 +141,7 @@ class ConnectionServing:
             return False
         return True
 
-    def _on_connected(self, tg: anyio.abc.TaskGroup) -> None:
+    def _on_connected(self, tasks: ConnectionTasks) -> None:
         """Hook: the connection is up and the callback has run."""
 
     def _on_disconnected(self) -> None:
@@ -149,9 +208,11 @@ class ConnectionServing:
                 self._conn = conn
                 self.should_be_connected = True
                 # The connection's own tasks (read loop, heartbeats, and
-                # start_connection_soon) live in a group of their own, which
-                # ends before the next client is served.
-                async with anyio.create_task_group() as tasks:
+                # start_connection_soon) all end before the next client is
+                # served.
+                assert self._inner is not None  # the group this task is in
+                tasks = ConnectionTasks(self._inner)
+                try:
                     self._conn_tasks = (conn, tasks)
                     if not await self._call_connect_callback_guarded():
                         # An override failed on connect: drop this client.
@@ -173,9 +234,14 @@ class ConnectionServing:
                     if half_open:
                         half_open = False
                         self._log_disconnect(conn)
-                    # Let a reader woken by the close finish what it was doing.
-                    await anyio.lowlevel.checkpoint()
-                    tasks.cancel_scope.cancel()
+                    if tasks.running:
+                        # Let a reader woken by the close finish what it was
+                        # doing.
+                        await anyio.lowlevel.checkpoint()
+                finally:
+                    tasks.cancel()
+                    with anyio.CancelScope(shield=True):
+                        await tasks.wait_ended()
                 conn.released.set()
                 deadline = anyio.current_time() + self.linger
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
