@@ -10,12 +10,15 @@ The task tree of a running object (``async with obj:`` or
         └── supervisor (``__supervise``): its task group is ``_inner``
             ├── tasks of ``start_soon`` (they end with close())
             ├── a server's accept loop per listener (``_started_hook``)
-            └── per connection, ``_serve_connection`` (``_serving``), whose group holds
-                ├── the transport's pump and flusher (``start_receiving``,
-                │   ``start_sending``; none on the asyncio fast path; the
-                │   flusher only from the first write the kernel did not take)
-                └── the connection's own group, ended before the next client
-                    is served: read loop, heartbeats, ``start_connection_soon``
+            ├── per connection, ``_serve_connection`` (``_serving``), whose group
+            │   holds the transport's pump and flusher (``start_receiving``,
+            │   ``start_sending``; no group and no task on the asyncio fast
+            │   path; the flusher only from the first write the kernel did not
+            │   take)
+            └── the connection's own tasks (``ConnectionTasks``: read loop,
+                heartbeats, ``start_connection_soon``), each in a cancel scope
+                that the serving task cancels, and waits for, before the next
+                client is served
 
 Closing is a request (``_request_close``): mark the connection closed here,
 set ``_close_requested`` and, unless called from the object's own tasks
