@@ -444,6 +444,12 @@ class Connection(HalfOpen, abc.ABC):
     async def wait_flushed(self) -> None:
         """Wait until :attr:`flushed`, or the link failed."""
 
+    async def half_close_before_teardown(self) -> None:
+        """Hook, after the connection's tasks ended and all was flushed: send
+        the end-of-stream now if the transport's own tasks would otherwise
+        hold it up (trio's pump), and wait for the peer's answer with them
+        still running. Called shielded, bounded by ``linger``."""
+
     @abc.abstractmethod
     async def finish_close(self, deadline: float) -> None:
         """Half-close, drain and close; shielded, bounded by ``deadline``

@@ -246,6 +246,7 @@ class ConnectionServing:
                 deadline = anyio.current_time() + self.linger
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.linger):
                     await conn.wait_flushed()
+                    await conn.half_close_before_teardown()
                 tg.cancel_scope.cancel()
         except Exception as exc:
             # Only a failed TLS handshake gets here (anything else is a bug and

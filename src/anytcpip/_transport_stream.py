@@ -34,6 +34,7 @@ from ._connection import (
 )
 from ._disconnect import DisconnectKind
 from ._exceptions import is_transport_error, to_connection_error
+from ._flag import Flag
 
 __all__ = ("StreamConnection",)
 
@@ -57,7 +58,7 @@ class StreamConnection(Connection):
     # Slots, as for Connection.
     __slots__ = (
         "_data_waiter", "_drain_waiter", "_flush_waiter", "_flusher_group", "_in_flight", "_out",
-        "_reader_scope", "_sending", "_space_waiter", "_transport_w",
+        "_pump_ended", "_reader_scope", "_sending", "_space_waiter", "_transport_w",
     )  # fmt: skip
 
     def __init__(
@@ -85,6 +86,8 @@ class StreamConnection(Connection):
         # (None once started, or before start_sending).
         self._flusher_group: anyio.abc.TaskGroup | None = None
         self._drain_waiter: anyio.Event | None = None
+        # Set when the pump ends (made by whoever waits for that first).
+        self._pump_ended: Flag | None = None
 
     @property
     def out_len(self) -> int:
@@ -151,6 +154,8 @@ class StreamConnection(Connection):
         finally:
             self._pump_running = False
             self._wake_readers()
+            if self._pump_ended is not None:
+                self._pump_ended.set()
 
     async def _pump_loop(self, stream: anyio.abc.ByteStream) -> None:
         buffer = self.buffer

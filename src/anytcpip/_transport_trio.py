@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 from ._connection import RECEIVE_CHUNK, WRITE_CALL_COST
 from ._exceptions import to_connection_error
+from ._flag import Flag
 from ._transport_stream import StreamConnection
 
 __all__ = ("TrioConnection",)
@@ -163,6 +164,23 @@ class TrioConnection(StreamConnection):
             await lowlevel.wait_task_rescheduled(self._abort_park)
         finally:
             self._reader_waiting = False
+
+    async def half_close_before_teardown(self) -> None:
+        # Cancelling the pump and then sending the end-of-stream takes passes
+        # of the scheduler while the peer waits for it. With everything
+        # handed to the kernel, half-close now instead, and let the pump end
+        # by itself once the peer answers (it stops at the first readiness
+        # after a close at this end); meanwhile the process is idle.
+        if self.error is not None or not self._pump_running or self._out.size or self._sending:
+            return
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return  # reset meanwhile: the goodbye finds out
+        ended = self._pump_ended
+        if ended is None:
+            ended = self._pump_ended = Flag()
+        await ended.wait()
 
     # ------------------------------------------------------------------ send
 
