@@ -4,13 +4,17 @@ On trio, anyio's socket stream wraps a real non-blocking socket, so most
 reads and writes need no trip through the scheduler:
 
 * Receiving: ``sock.recv`` first, and wait for readability only when the
-  kernel has nothing. With monitoring on, the pump is the only task that
-  waits for the socket; a reader that finds nothing parks (trio's lowlevel
-  park, no cancel scope) and the pump wakes it once it has fed the buffer.
-  Only one task may wait for a trio socket, and handing the wait over from
-  the pump to the reader and back cost two more task switches and two cancel
-  scopes per read. Receiving and feeding the buffer happen in one step, so
-  bytes keep their order whichever task receives them.
+  kernel has nothing. Only one task may wait for a trio socket. With
+  monitoring on, that is the pump while nobody reads: a reader that finds
+  nothing then parks (trio's lowlevel park, no cancel scope) and the pump
+  wakes it once it has fed the buffer. Having handed data over, the pump
+  yields once before it waits again, so a reader that comes straight back
+  for more (a read loop, a client awaiting each reply) finds the socket free
+  and waits for it itself, woken by the kernel with no pump in between,
+  while the pump stands aside until that wait is over. Cancelling a waiting
+  pump to take over its wait would cost more than it saves. Receiving and
+  feeding the buffer happen in one step, so bytes keep their order whichever
+  task receives them.
 * Writing: a write with nothing queued or being sent goes to the kernel at
   once, in the writer's call; only what the kernel does not take is queued
   for the flusher (see ``_transport_stream``), and later writes queue behind
