@@ -1,8 +1,7 @@
 """A reader that keeps reading (a read loop) while the peer trickles
-messages: on trio it waits for the socket itself between messages and the
-pump stands aside. Every message arrives once and in order, and a peer that
-closes or resets, or a close at this end, still ends that waiting read at
-once (every backend, monitoring on or off)."""
+messages, so that it waits between messages: every message arrives once and
+in order, and a peer that closes or resets, or a close at this end, still
+ends that waiting read at once (every backend, monitoring on or off)."""
 
 from __future__ import annotations
 
