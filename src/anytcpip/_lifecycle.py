@@ -88,7 +88,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         # its end is not a close of its own.
         self._run_ended = False
         self._inner: anyio.abc.TaskGroup | None = None
-        # The current connection and the task group of its tasks.
+        # The current connection and its own tasks.
         self._conn_tasks: tuple[Connection, ConnectionTasks] | None = None
         self._open_scope: anyio.CancelScope | None = None
         self._disconnect_reason = None

@@ -107,11 +107,12 @@ class ConnectionTasks:
 
 
 class ConnectionServing:
-    """The per-connection task: callbacks around the connection, its task
-    group, the half-open grace, and the bounded close.
+    """The per-connection task: callbacks around the connection, its tasks
+    (:class:`ConnectionTasks`), the half-open grace, and the bounded close.
 
     Uses (set by the subclass): ``log``, ``linger``, ``should_be_connected``,
-    ``_conn``, ``_conn_tasks``, ``_was_connected``, ``_disconnect_reason`` and
+    ``_conn``, ``_conn_tasks``, ``_inner`` (the task group the serving task
+    runs in), ``_was_connected``, ``_disconnect_reason`` and
     ``call_connect_callback``.
     """
 
