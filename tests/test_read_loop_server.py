@@ -228,9 +228,11 @@ async def test_heartbeat_count_starts_fresh_for_each_client(log: logging.Logger)
         # The read that was waiting when the client left queued "".
         assert await server.get_next_data() == ""
         await anyio.sleep(interval * 1.5)  # longer than the allowed silence
+        # Taken before connecting: the server's count cannot start earlier,
+        # however late this task is woken once connected.
+        connected_at = anyio.current_time()
         async with anytcpip.Client(host=server.host, port=server.port, log=log) as client:
             await recorder.assert_next(True)
-            connected_at = anyio.current_time()
             await client.write_str("second")
             assert await server.get_next_data() == "second"
             await recorder.assert_next(False, timeout=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 import sys
 from typing import Any
 
@@ -170,6 +171,9 @@ class Client(BaseClientOrServer):
             stream, limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log
         )
         conn.peer = f"{self.host}:{self.port}"
+        if self._take_inline(partial(self._serve_connection, conn, None, None)):
+            # run()'s own task serves it, with no task of its own.
+            return
         try:
             await self._inner_group().start(self._serve_connection, conn, None, None)
         except BaseException:

@@ -92,6 +92,10 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         self._conn_tasks: tuple[Connection, ConnectionTasks] | None = None
         self._open_scope: anyio.CancelScope | None = None
         self._disconnect_reason = None
+        # While run()'s own task runs the started hook: the hook may hand it
+        # the first background work (``_inline_work``) in place of a task.
+        self._may_inline = False
+        self._inline_work: Callable[..., Awaitable[None]] | None = None
 
     @abc.abstractmethod
     async def call_connect_callback(self) -> None:
@@ -213,8 +217,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
                     task_status.started()
                 try:
                     if in_host:
-                        await self._start_background_work()
-                        task_status.started()
+                        await self._start_inline(task_status)
                     await requested.wait()
                     if in_host:
                         self._run_ended = True
@@ -243,6 +246,41 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         if self._close_requested.is_set():
             raise ConnectionError("closed while starting")
 
+    async def _start_inline(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """run()'s path: start the background work, then do what the hook
+        handed this task (``_inline_work``), if anything, here; say started
+        when that work says so (at once if there is none)."""
+        self._may_inline = True
+        try:
+            await self._start_background_work()
+        finally:
+            self._may_inline = False
+        work, self._inline_work = self._inline_work, None
+        if work is None:
+            task_status.started()
+            return
+        status = _StartedInline(self.start_task, task_status)
+        await work(task_status=status)
+        if not status.said_started:
+            # Closed at this end before the work got going (a close() from
+            # another task while the client was connecting, say).
+            raise ConnectionError("closed while starting")
+
+    def _take_inline(self, work: Callable[..., Awaitable[None]]) -> bool:
+        """For a started hook: hand ``work`` to run()'s own task, which does it
+        once the hook returns (one task fewer per object: kilobytes, and a pass
+        of the event loop to start it). False if there is no such task (``async
+        with``, or not the first background work): start a task for it.
+
+        ``work`` is called with ``task_status=``: it must call ``started()`` once it is
+        going (start_task is set then, and run()'s caller goes on), or end.
+        """
+        if not self._may_inline:
+            return False
+        self._may_inline = False
+        self._inline_work = work
+        return True
+
     async def _start_background_work(self) -> None:
         """Run the started hook (the supervisor's group is open), then say
         started."""
@@ -255,7 +293,9 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
             if self._inner is None or anyio.current_effective_deadline() == -math.inf:
                 await anyio.lowlevel.checkpoint()
             raise
-        self.start_task.set()
+        if self._inline_work is None:
+            # Otherwise the work handed to run()'s task says when.
+            self.start_task.set()
 
     def _start_failed(self, exc: BaseException) -> None:
         """Failed or cancelled while starting: awaiting start_task says so with
@@ -299,6 +339,9 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         """Hook: close whatever _open opened and no task took over (after a
         failure or cancellation while starting). Idempotent."""
 
+    def _on_close_requested(self) -> None:
+        """Hook: a close was requested (the supervisor tears down next)."""
+
     @abc.abstractmethod
     async def _teardown(self) -> None:
         """Close everything (shielded; the inner task group is still open)."""
@@ -317,6 +360,7 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
         self._close_requested.set()
         if self._open_scope is not None:
             self._open_scope.cancel()
+        self._on_close_requested()
         if not self._inside():
             with anyio.CancelScope(shield=True):
                 await self.done_task
@@ -407,6 +451,25 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
 
     def _closing_down_requested(self) -> bool:
         return self._close_requested is not None and self._close_requested.is_set()
+
+
+class _StartedInline:
+    """The task status handed to work that run()'s own task does: started()
+    sets start_task and lets run()'s caller go on."""
+
+    __slots__ = ("_outer", "_start_task", "said_started")
+
+    def __init__(self, start_task: OneShot, outer: anyio.abc.TaskStatus[None]) -> None:
+        self._start_task = start_task
+        self._outer = outer
+        self.said_started = False
+
+    def started(self, value: None = None) -> None:
+        if self.said_started:
+            raise RuntimeError("started() was already called")
+        self.said_started = True
+        self._start_task.set()
+        self._outer.started()
 
 
 def _name_of(func: Callable[..., Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from functools import partial
 import sys
 from typing import Any, cast
 
@@ -155,6 +156,9 @@ class OneClientServer(BaseClientOrServer):
         # The connection accepted most recently (it may still wait for the one
         # before it to finish closing); accept decisions look at it.
         self._latest: Connection | None = None
+        # The accept loop that run()'s own task does (the first listener's):
+        # a requested close cancels it.
+        self._accept_scope: anyio.CancelScope | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.host}:{self.port}>"
@@ -171,8 +175,26 @@ class OneClientServer(BaseClientOrServer):
 
     async def _started_hook(self) -> None:
         inner = self._inner_group()
-        for listener in self._listeners:
+        first, *others = self._listeners
+        for listener in others:
             inner.start_soon(self._accept_loop, listener)
+        if not self._take_inline(partial(self._accept_here, first)):
+            inner.start_soon(self._accept_loop, first)
+
+    async def _accept_here(
+        self, listener: anyio.abc.SocketListener, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        """The accept loop, in run()'s own task (no task of its own), until a
+        close is requested."""
+        with anyio.CancelScope() as self._accept_scope:
+            task_status.started()
+            if not self._closing_down():
+                await self._accept_loop(listener)
+        self._accept_scope = None
+
+    def _on_close_requested(self) -> None:
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
 
     async def _release(self) -> None:
         listeners, self._listeners = self._listeners, []
@@ -208,8 +230,14 @@ class OneClientServer(BaseClientOrServer):
                 self.log.error("accept failed: %s; retrying in %s s", exc, ACCEPT_RETRY_DELAY)
                 await anyio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            async with self._accept_lock:
-                await self._new_client(stream)
+            try:
+                async with self._accept_lock:
+                    await self._new_client(stream)
+            except BaseException:
+                # Cancelled (a requested close) before it was handed over
+                # (the last thing _new_client does): nobody serves it.
+                await anyio.aclose_forcefully(stream)
+                raise
 
     def _closing_down(self) -> bool:
         return self._close_requested is not None and self._close_requested.is_set()
@@ -259,6 +287,7 @@ class OneClientServer(BaseClientOrServer):
         self._latest = conn
         self.log.info("client connected from %s", peer)
         assert self._inner is not None
+        # Handed over: nothing that can raise comes after this.
         self._inner.start_soon(self._serve_connection, conn, stream if tls else None, latest)
 
     def _replaces(self, latest: Connection, peer: object) -> bool:
