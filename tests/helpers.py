@@ -271,3 +271,12 @@ async def check_not_connected(obj: anytcpip.BaseClientOrServer) -> None:
     for method in reads:
         with pytest.raises(ConnectionError):
             await method()
+
+
+async def check_read_write(
+    reader: anytcpip.BaseClientOrServer, writer: anytcpip.BaseClientOrServer
+) -> None:
+    """Two messages each way-round, so stray extra bytes would show."""
+    for i in range(2):
+        await writer.write_str(f"some data to write {i}")
+        assert await reader.read_str() == f"some data to write {i}"

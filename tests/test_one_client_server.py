@@ -15,6 +15,7 @@ import anytcpip
 from anytcpip.testing import ConnectRecorder
 from helpers import (
     NET_TIMEOUT,
+    check_read_write,
     deadline,
     has_ipv6,
     is_connected,
@@ -22,15 +23,6 @@ from helpers import (
     receive_exactly,
     rst_close,
 )
-
-
-async def check_read_write(
-    reader: anytcpip.BaseClientOrServer, writer: anytcpip.BaseClientOrServer
-) -> None:
-    """Two messages each way-round, so stray extra bytes would show."""
-    for i in range(2):
-        await writer.write_str(f"some data to write {i}")
-        assert await reader.read_str() == f"some data to write {i}"
 
 
 async def check_peer_closed(obj: anytcpip.BaseClientOrServer) -> None:

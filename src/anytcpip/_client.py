@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 import sys
+from functools import partial
 from typing import Any
 
 import anyio

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from functools import partial
 import sys
+from functools import partial
 from typing import Any, cast
 
 import anyio

@@ -1,0 +1,163 @@
+"""Objects started with ``await task_group.start(obj.run)``: the task running
+``run`` serves a Client's connection and accepts on a server's first listener
+itself. Seen from outside it behaves as ``async with`` does."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import pytest
+
+import anytcpip
+from anytcpip.testing import ConnectRecorder
+from helpers import NET_TIMEOUT, check_read_write, deadline, has_ipv6
+
+
+@deadline()
+async def test_client_start_returns_after_the_connect_callback(log: logging.Logger) -> None:
+    """As with ``async with``: once ``start`` returns, the client is
+    connected and its connect callback has run and returned."""
+    seen: list[bool] = []
+    release = anyio.Event()
+
+    async def callback(client: anytcpip.BaseClientOrServer) -> None:
+        seen.append(client.connected)
+        if client.connected:
+            # start() must not return while the callback is still running.
+            await release.wait()
+
+    async with anyio.create_task_group() as tg:
+        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
+        await tg.start(server.run)
+        client = anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, connect_callback=callback
+        )
+        starting = anyio.Event()
+
+        async def start_client() -> None:
+            await tg.start(client.run)
+            starting.set()
+
+        tg.start_soon(start_client)
+        await anyio.wait_all_tasks_blocked()
+        assert seen == [True]
+        assert not starting.is_set()
+        assert not client.start_task.done()
+        release.set()
+        await starting.wait()
+        assert client.start_task.done()
+        assert client.connected
+        await server.connected_task
+        await check_read_write(reader=server, writer=client)
+        await check_read_write(reader=client, writer=server)
+        await client.close()
+        await server.close()
+    assert seen == [True, False]
+
+
+@deadline()
+async def test_client_outlives_its_connection_until_closed(log: logging.Logger) -> None:
+    """The server hangs up: the client's run() goes on (not done) until
+    close(), which then returns at once."""
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
+    async with anyio.create_task_group() as tg:
+        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
+        await tg.start(server.run)
+        client = anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, connect_callback=recorder
+        )
+        await tg.start(client.run)
+        await recorder.assert_next(True)
+        await server.close_client()
+        await recorder.assert_next(False)
+        # Not connected, and the close was not asked for.
+        assert (client.connected, client.should_be_connected) == (False, True)
+        await anyio.wait_all_tasks_blocked()
+        assert not client.done_task.done()
+        with anyio.fail_after(NET_TIMEOUT):
+            await client.close()
+        assert client.done_task.done()
+        assert (client.connected, client.should_be_connected) == (False, False)
+        await server.close()
+
+
+@deadline()
+async def test_client_closed_while_connecting(log: logging.Logger) -> None:
+    """close() from another task while run() is still in the connect
+    callback: start() either fails with ConnectionError or returns; either
+    way everything ends and both callbacks ran."""
+    seen: list[bool] = []
+    in_callback = anyio.Event()
+    release = anyio.Event()
+
+    async def callback(client: anytcpip.BaseClientOrServer) -> None:
+        seen.append(client.connected)
+        if client.connected:
+            in_callback.set()
+            await release.wait()
+
+    async with anyio.create_task_group() as tg:
+        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
+        await tg.start(server.run)
+        client = anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, connect_callback=callback
+        )
+        outcome: list[str] = []
+
+        async def start_client() -> None:
+            try:
+                await tg.start(client.run)
+                outcome.append("started")
+            except ConnectionError:
+                outcome.append("failed")
+
+        tg.start_soon(start_client)
+        await in_callback.wait()
+        async with anyio.create_task_group() as closers:
+            closers.start_soon(client.close)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        assert client.done_task.done()
+        assert seen == [True, False]
+        await server.close()
+    assert len(outcome) == 1
+
+
+@deadline()
+async def test_server_closed_while_waiting_for_a_client(log: logging.Logger) -> None:
+    """A server started with run() and never connected to closes at once,
+    and its port is free again."""
+    async with anyio.create_task_group() as tg:
+        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
+        await tg.start(server.run)
+        port = server.port
+        await anyio.wait_all_tasks_blocked()
+        with anyio.fail_after(NET_TIMEOUT):
+            await server.close()
+        assert server.done_task.done()
+    with pytest.raises(OSError, match="connection attempts failed"):
+        await anyio.connect_tcp(anytcpip.LOCALHOST_IPV4, port)
+
+
+@deadline()
+async def test_server_run_accepts_on_every_listener(log: logging.Logger) -> None:
+    """host=None binds one listener per address family; with run() the first
+    is served by run()'s own task and the others by tasks: clients come in on
+    each, one after the other."""
+    recorder = ConnectRecorder(timeout=NET_TIMEOUT)
+    hosts = [anytcpip.LOCALHOST_IPV4]
+    if has_ipv6():
+        hosts.append(anytcpip.LOCALHOST_IPV6)
+    async with anyio.create_task_group() as tg:
+        server = anytcpip.OneClientServer(host=None, port=0, log=log, connect_callback=recorder)
+        await tg.start(server.run)
+        # Each family in both orders, so that whichever listener is first
+        # is exercised before and after the other.
+        for host in hosts + hosts[::-1]:
+            async with anytcpip.Client(host=host, port=server.port, log=log) as client:
+                await recorder.assert_next(True)
+                await check_read_write(reader=server, writer=client)
+                await check_read_write(reader=client, writer=server)
+            await recorder.assert_next(False)
+        await server.close()
