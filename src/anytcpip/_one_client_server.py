@@ -6,7 +6,7 @@ import logging
 import ssl
 import sys
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -21,6 +21,7 @@ from ._exceptions import accept_error_kind
 from ._oneshot import OneShot
 from ._options import ServerOptions, server_options
 from ._serving import ConnectionTasks
+from ._sockets import listen_tcp
 from ._transport import configure_socket, open_connection, pause_before_tls
 
 if sys.version_info >= (3, 11):
@@ -164,10 +165,7 @@ class OneClientServer(BaseClientOrServer):
         return f"<{type(self).__name__} {self.name!r} {self.host}:{self.port}>"
 
     async def _open(self) -> None:
-        multi = await anyio.create_tcp_listener(
-            local_host=self.host, local_port=self._requested_port, **self._listen_kwargs
-        )
-        self._listeners = [cast(anyio.abc.SocketListener, lsn) for lsn in multi.listeners]
+        self._listeners = await listen_tcp(self.host, self._requested_port, self._listen_kwargs)
         addresses = [listener.extra(SocketAttribute.local_address) for listener in self._listeners]
         self.bound_addresses = [(str(a[0]), int(a[1])) for a in addresses]
         self.port = self.bound_addresses[0][1]
