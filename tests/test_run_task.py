@@ -69,6 +69,8 @@ async def test_client_outlives_its_connection_until_closed(log: logging.Logger) 
         )
         await tg.start(client.run)
         await recorder.assert_next(True)
+        # Connected at the client's end does not mean accepted yet.
+        await server.connected_task
         await server.close_client()
         await recorder.assert_next(False)
         # Not connected, and the close was not asked for.
@@ -161,3 +163,33 @@ async def test_server_run_accepts_on_every_listener(log: logging.Logger) -> None
                 await check_read_write(reader=client, writer=server)
             await recorder.assert_next(False)
         await server.close()
+
+
+@pytest.mark.parametrize("form", ["run", "async with"])
+@deadline()
+async def test_in_process_server_has_accepted_once_the_client_is_started(
+    form: str, log: logging.Logger
+) -> None:
+    """As with ts_tcpip: once a client on loopback says it is connected, a
+    server in the same process has accepted it, so a test may read from the
+    server at once without awaiting its ``connected_task`` first. Not a
+    promise about a remote server; a margin kept on purpose (see _sockets)."""
+    for i in range(20):
+        async with anyio.create_task_group() as tg:
+            server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
+            await tg.start(server.run)
+            client = anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log)
+            if form == "run":
+                await tg.start(client.run)
+            else:
+                await client.__aenter__()
+            assert server.connected, f"try {i}: not accepted yet"
+            await client.write_str(f"at once {i}")
+            assert await server.read_str() == f"at once {i}"
+            # The server first: a client leaving first would leave it in the
+            # half-close grace (0.1 s) each time.
+            await server.close()
+            if form == "run":
+                await client.close()
+            else:
+                await client.__aexit__(None, None, None)

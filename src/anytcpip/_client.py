@@ -20,6 +20,7 @@ from ._constants import (
 )
 from ._options import ClientOptions, client_options
 from ._serving import ConnectionTasks
+from ._sockets import connect_tcp
 from ._transport import configure_socket, open_connection
 
 if sys.version_info >= (3, 11):
@@ -152,7 +153,7 @@ class Client(BaseClientOrServer):
         host = self.host if self.host is not None else "localhost"
         assert self.port is not None
         try:
-            stream = await anyio.connect_tcp(host, self.port, **self._connect_kwargs)
+            stream = await connect_tcp(host, self.port, self._connect_kwargs)
         except OSError as exc:
             error = _refused(exc)
             if error is exc:
