@@ -9,8 +9,11 @@ The task tree of a running object (``async with obj:`` or
         the supervisor itself: one task and one task group fewer)
         └── supervisor (``__supervise``): its task group is ``_inner``
             ├── tasks of ``start_soon`` (they end with close())
-            ├── a server's accept loop per listener (``_started_hook``)
-            ├── per connection, ``_serve_connection`` (``_serving``), whose group
+            ├── a server's accept loop per listener (``_started_hook``; with
+            │   ``run``, the first listener's runs in the supervisor itself,
+            │   see ``_take_inline``)
+            ├── per connection, ``_serve_connection`` (``_serving``; with
+            │   ``run``, a Client's runs in the supervisor itself), whose group
             │   holds the transport's pump and flusher (``start_receiving``,
             │   ``start_sending``; no group and no task on the asyncio fast
             │   path; the flusher only from the first write the kernel did not
