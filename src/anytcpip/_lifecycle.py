@@ -42,7 +42,6 @@ import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -50,6 +49,7 @@ import anyio.abc
 from ._connection import Connection
 from ._disconnect import DisconnectReason
 from ._flag import Flag
+from ._object_tasks import ObjectTasks
 from ._oneshot import OneShot
 from ._serving import ConnectionServing, ConnectionTasks, current_owner
 
@@ -63,7 +63,7 @@ __all__ = ("Lifecycle",)
 _current_owner = current_owner
 
 
-class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
+class Lifecycle(ObjectTasks, ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
     """Starting, supervising and closing; the base of BaseClientOrServer.
 
     Uses (set by the subclass): ``log``, ``linger``, ``should_be_connected``,
@@ -368,93 +368,6 @@ class Lifecycle(ConnectionServing, anyio.AsyncContextManagerMixin, abc.ABC):
             with anyio.CancelScope(shield=True):
                 await self.done_task
 
-    # ---------------------------------------------------------------- tasks
-
-    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = "") -> None:
-        """Run ``await func(*args)`` in this object's task group until
-        :meth:`close`: the structured replacement for :func:`asyncio.create_task`
-        (works on every backend).
-
-        The task is cancelled when the object closes. An exception from it
-        (other than cancellation) is logged, like a read-loop error, and ends
-        only that task. Call it from any task while the object runs (from a
-        connect callback, a command handler, or the code that runs the object).
-
-        Raises
-        ------
-        RuntimeError
-            If the object is not running (not started yet, or closed).
-        """
-        group = self._inner
-        if group is None or self._closing_down_requested():
-            raise RuntimeError(
-                f"{self!r} is not running: start_soon needs a started object "
-                "(`async with obj:` or `await task_group.start(obj.run)`)"
-            )
-        group.start_soon(self._guarded, func, args, name or _name_of(func), name=name or None)
-
-    def start_connection_soon(
-        self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = ""
-    ) -> None:
-        """Run ``await func(*args)`` while the current connection lasts: the
-        task is cancelled when the connection is lost or closed (before the
-        next client of a server is served), and at the latest by :meth:`close`.
-
-        The replacement for ``asyncio.create_task`` in a connect callback
-        (call it when ``self.connected`` is True), with no task to cancel in
-        the disconnect callback. Errors are logged as for :meth:`start_soon`.
-        After a peer's half-close it may also be called while the connection
-        is still writable (within the grace, see the guide): the task may
-        answer, and the grace does not end before it has, at the latest
-        ``HALF_CLOSE_GRACE`` (0.1 s) after the last write.
-
-        Raises
-        ------
-        ConnectionError
-            If not connected.
-        """
-        entry = self._conn_tasks
-        # Also after a peer's half-close, while the connection is writable: the
-        # task may answer the peer's last request.
-        if entry is None or not entry[0].writable:
-            raise ConnectionError("not connected: start_connection_soon needs a connection")
-        conn = entry[0]
-        conn.tasks_running += 1
-        entry[1].start_soon(
-            self._guarded_connection_task,
-            conn,
-            func,
-            args,
-            name or _name_of(func),
-            name=name or None,
-        )
-
-    async def _guarded_connection_task(
-        self,
-        conn: Connection,
-        func: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        label: str,
-    ) -> None:
-        try:
-            await self._guarded(func, args, label)
-        finally:
-            # After the peer's end-of-stream, the connection stays writable
-            # (within the grace) until its last task ended.
-            conn.task_ended()
-
-    async def _guarded(
-        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], label: str
-    ) -> None:
-        _current_owner.set(self)
-        try:
-            await func(*args)
-        except Exception:
-            self.log.exception("task %s failed", label)
-
-    def _closing_down_requested(self) -> bool:
-        return self._close_requested is not None and self._close_requested.is_set()
-
 
 class _StartedInline:
     """The task status handed to work that run()'s own task does: started()
@@ -473,7 +386,3 @@ class _StartedInline:
         self.said_started = True
         self._start_task.set()
         self._outer.started()
-
-
-def _name_of(func: Callable[..., Any]) -> str:
-    return str(getattr(func, "__qualname__", None) or func)

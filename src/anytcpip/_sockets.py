@@ -56,22 +56,19 @@ def _address_family(host: object) -> socket.AddressFamily | None:
     return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
+def _binds_itself(family: socket.AddressFamily, options: dict[str, Any]) -> bool:
+    """Whether listen_tcp binds the socket itself with these options."""
+    wanted = options.get("family", socket.AF_UNSPEC)
+    return _LITERAL_OPTIONS.issuperset(options) and wanted in (socket.AF_UNSPEC, family)
+
+
 async def listen_tcp(
     host: str | None, port: int, options: dict[str, Any]
 ) -> list[anyio.abc.SocketListener]:
     """Listen on ``host``:``port`` as :func:`anyio.create_tcp_listener` with
     ``options`` would; return the listeners (one per bound address)."""
     family = _address_family(host)
-    wanted = options.get("family", socket.AF_UNSPEC)
-    if (
-        family is None
-        or not _LITERAL_OPTIONS.issuperset(options)
-        or wanted
-        not in (
-            socket.AF_UNSPEC,
-            family,
-        )
-    ):
+    if family is None or not _binds_itself(family, options):
         multi = await anyio.create_tcp_listener(local_host=host, local_port=port, **options)
         return [cast(anyio.abc.SocketListener, listener) for listener in multi.listeners]
     assert host is not None
