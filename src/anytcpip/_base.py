@@ -102,6 +102,38 @@ class BaseClientOrServer(ReadWriteAPI, Lifecycle):
         ``linger`` is out of range.
     """
 
+    # Slots: a process may hold thousands of these. Subclasses (and anyio's
+    # AsyncContextManagerMixin) still give every instance a __dict__.
+    __slots__ = (
+        "__connect_callback",
+        "_close_called",
+        "_close_requested",
+        "_closing",
+        "_conn",
+        "_conn_tasks",
+        "_disconnect_reason",
+        "_encoding",
+        "_inline_work",
+        "_inner",
+        "_may_inline",
+        "_open_scope",
+        "_oversize",
+        "_read_terminator",
+        "_run_ended",
+        "_started",
+        "_supervised",
+        "_terminator",
+        "_was_connected",
+        "done_task",
+        "limit",
+        "linger",
+        "log",
+        "monitor_connection_interval",
+        "name",
+        "should_be_connected",
+        "start_task",
+    )
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         reject_uncalled_overrides(cls)

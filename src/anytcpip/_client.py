@@ -96,6 +96,16 @@ class Client(BaseClientOrServer):
         ``heartbeat_send_sleep``.
     """
 
+    # Slots, as in BaseClientOrServer.
+    __slots__ = (
+        "_connect_kwargs",
+        "_stream",
+        "heartbeat_send_sleep",
+        "host",
+        "port",
+        "run_heartbeat_send_task",
+    )
+
     heartbeat_send_task = CompatAttribute(
         "heartbeat_send_task",
         "the heartbeat sender runs in the client's task group while connected "

@@ -112,6 +112,24 @@ class OneClientServer(BaseClientOrServer):
         "replace_if_silent").
     """
 
+    # Slots, as in BaseClientOrServer.
+    __slots__ = (
+        "_accept_lock",
+        "_accept_scope",
+        "_latest",
+        "_listen_kwargs",
+        "_listeners",
+        "_requested_port",
+        "_ssl_context",
+        "_tls_standard_compatible",
+        "bound_addresses",
+        "connected_task",
+        "host",
+        "port",
+        "second_client",
+        "silent_time",
+    )
+
     def __init__(
         self,
         host: str | None,
