@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from typing import Any
 
+import anyio
 import pytest
 
 import anytcpip
@@ -109,3 +111,50 @@ async def test_family_not_matching_the_address_fails(log: logging.Logger) -> Non
         async with server:
             pytest.fail("the body must not run")
     assert server.done_task.done()
+
+
+@deadline()
+async def test_addresses_skip_anyio_lookup_and_happy_eyeballs(
+    log: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an IP address neither anyio.create_tcp_listener (a name lookup in
+    a worker thread) nor anyio.connect_tcp (happy eyeballs) is used; with a
+    name both are."""
+    calls: list[str] = []
+    create, connect = anyio.create_tcp_listener, anyio.connect_tcp
+
+    async def counted_create(**kwargs: Any) -> Any:
+        calls.append("listen")
+        return await create(**kwargs)
+
+    async def counted_connect(*args: Any, **kwargs: Any) -> Any:
+        calls.append("connect")
+        return await connect(*args, **kwargs)
+
+    monkeypatch.setattr(anyio, "create_tcp_listener", counted_create)
+    monkeypatch.setattr(anyio, "connect_tcp", counted_connect)
+    async with anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log) as server:
+        async with anytcpip.Client(
+            host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log
+        ) as client:
+            await server.connected_task
+            await check_read_write(reader=server, writer=client)
+    assert calls == []
+    async with anytcpip.OneClientServer(host="localhost", port=0, log=log) as server:
+        async with anytcpip.Client(host="localhost", port=server.port, log=log) as client:
+            await server.connected_task
+            await check_read_write(reader=client, writer=server)
+    assert calls == ["listen", "connect"]
+
+
+@deadline()
+async def test_refused_connection_names_the_address(log: logging.Logger) -> None:
+    with socket.socket() as sock:
+        sock.bind((anytcpip.LOCALHOST_IPV4, 0))
+        port = sock.getsockname()[1]
+        client = anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=port, log=log)
+        with pytest.raises(ConnectionRefusedError) as info:
+            await client.__aenter__()
+    assert info.value.errno == errno.ECONNREFUSED
+    assert f"('{anytcpip.LOCALHOST_IPV4}', {port})" in str(info.value)
+    assert client.done_task.done()

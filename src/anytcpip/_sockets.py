@@ -18,14 +18,13 @@ attempt there can be, about 300 microseconds per connection. With an address
 (and no options) :func:`connect_tcp` here connects the one socket itself,
 waits for it with :func:`anyio.wait_writable`, and wraps it with
 :meth:`anyio.abc.SocketStream.from_socket`; a failure is the kernel's
-:exc:`OSError` (:exc:`ConnectionRefusedError`, say), not anyio's summary of
-its attempts.
+:exc:`OSError` (:exc:`ConnectionRefusedError`, say, worded as asyncio words
+it), not anyio's summary of its attempts.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import sys
 from typing import Any, cast
@@ -109,8 +108,9 @@ async def connect_tcp(host: str, port: int, options: dict[str, Any]) -> anyio.ab
             await anyio.wait_writable(sock)
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
-                # OSError picks the subclass that the errno names.
-                raise OSError(error, os.strerror(error)) from None
+                # OSError picks the subclass that the errno names; the words
+                # are asyncio's (and so ts_tcpip's).
+                raise OSError(error, f"Connect call failed ({host!r}, {port})") from None
         stream = await anyio.abc.SocketStream.from_socket(sock)
     except BaseException:
         sock.close()
