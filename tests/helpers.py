@@ -280,3 +280,10 @@ async def check_read_write(
     for i in range(2):
         await writer.write_str(f"some data to write {i}")
         assert await reader.read_str() == f"some data to write {i}"
+
+
+def make_client(
+    server: anytcpip.OneClientServer, log: logging.Logger, **kwargs: Any
+) -> anytcpip.Client:
+    """A Client for ``server`` on 127.0.0.1, not started."""
+    return anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, **kwargs)

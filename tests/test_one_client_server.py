@@ -19,6 +19,7 @@ from helpers import (
     deadline,
     has_ipv6,
     is_connected,
+    make_client,
     make_server,
     receive_exactly,
     rst_close,
@@ -35,12 +36,6 @@ async def check_peer_closed(obj: anytcpip.BaseClientOrServer) -> None:
         pass
     with pytest.raises(ConnectionError):
         await obj.readline()
-
-
-def make_client(
-    server: anytcpip.OneClientServer, log: logging.Logger, **kwargs: Any
-) -> anytcpip.Client:
-    return anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, **kwargs)
 
 
 @deadline()

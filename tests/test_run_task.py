@@ -7,32 +7,46 @@ from __future__ import annotations
 import logging
 
 import anyio
+import anyio.abc
 import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT, check_read_write, deadline, has_ipv6
+from helpers import NET_TIMEOUT, check_read_write, deadline, has_ipv6, make_client
+
+
+class HeldCallback:
+    """A connect callback that records ``connected`` at each call and, on
+    connecting, stays in the callback until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.seen: list[bool] = []
+        self.entered = anyio.Event()
+        self.release = anyio.Event()
+
+    async def __call__(self, obj: anytcpip.BaseClientOrServer) -> None:
+        self.seen.append(obj.connected)
+        if obj.connected:
+            self.entered.set()
+            await self.release.wait()
+
+
+async def start_server(tg: anyio.abc.TaskGroup, log: logging.Logger) -> anytcpip.OneClientServer:
+    """A server on 127.0.0.1, started with run() in ``tg``."""
+    server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
+    await tg.start(server.run)
+    return server
 
 
 @deadline()
 async def test_client_start_returns_after_the_connect_callback(log: logging.Logger) -> None:
     """As with ``async with``: once ``start`` returns, the client is
     connected and its connect callback has run and returned."""
-    seen: list[bool] = []
-    release = anyio.Event()
-
-    async def callback(client: anytcpip.BaseClientOrServer) -> None:
-        seen.append(client.connected)
-        if client.connected:
-            # start() must not return while the callback is still running.
-            await release.wait()
-
+    # start() must not return while the callback is still running.
+    callback = HeldCallback()
     async with anyio.create_task_group() as tg:
-        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
-        await tg.start(server.run)
-        client = anytcpip.Client(
-            host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, connect_callback=callback
-        )
+        server = await start_server(tg, log)
+        client = make_client(server, log, connect_callback=callback)
         starting = anyio.Event()
 
         async def start_client() -> None:
@@ -41,10 +55,10 @@ async def test_client_start_returns_after_the_connect_callback(log: logging.Logg
 
         tg.start_soon(start_client)
         await anyio.wait_all_tasks_blocked()
-        assert seen == [True]
+        assert callback.seen == [True]
         assert not starting.is_set()
         assert not client.start_task.done()
-        release.set()
+        callback.release.set()
         await starting.wait()
         assert client.start_task.done()
         assert client.connected
@@ -53,7 +67,7 @@ async def test_client_start_returns_after_the_connect_callback(log: logging.Logg
         await check_read_write(reader=client, writer=server)
         await client.close()
         await server.close()
-    assert seen == [True, False]
+    assert callback.seen == [True, False]
 
 
 @deadline()
@@ -62,11 +76,8 @@ async def test_client_outlives_its_connection_until_closed(log: logging.Logger) 
     close(), which then returns at once."""
     recorder = ConnectRecorder(timeout=NET_TIMEOUT)
     async with anyio.create_task_group() as tg:
-        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
-        await tg.start(server.run)
-        client = anytcpip.Client(
-            host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, connect_callback=recorder
-        )
+        server = await start_server(tg, log)
+        client = make_client(server, log, connect_callback=recorder)
         await tg.start(client.run)
         await recorder.assert_next(True)
         # Connected at the client's end does not mean accepted yet.
@@ -89,22 +100,10 @@ async def test_client_closed_while_connecting(log: logging.Logger) -> None:
     """close() from another task while run() is still in the connect
     callback: start() either fails with ConnectionError or returns; either
     way everything ends and both callbacks ran."""
-    seen: list[bool] = []
-    in_callback = anyio.Event()
-    release = anyio.Event()
-
-    async def callback(client: anytcpip.BaseClientOrServer) -> None:
-        seen.append(client.connected)
-        if client.connected:
-            in_callback.set()
-            await release.wait()
-
+    callback = HeldCallback()
     async with anyio.create_task_group() as tg:
-        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
-        await tg.start(server.run)
-        client = anytcpip.Client(
-            host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, connect_callback=callback
-        )
+        server = await start_server(tg, log)
+        client = make_client(server, log, connect_callback=callback)
         outcome: list[str] = []
 
         async def start_client() -> None:
@@ -115,13 +114,13 @@ async def test_client_closed_while_connecting(log: logging.Logger) -> None:
                 outcome.append("failed")
 
         tg.start_soon(start_client)
-        await in_callback.wait()
+        await callback.entered.wait()
         async with anyio.create_task_group() as closers:
             closers.start_soon(client.close)
             await anyio.wait_all_tasks_blocked()
-            release.set()
+            callback.release.set()
         assert client.done_task.done()
-        assert seen == [True, False]
+        assert callback.seen == [True, False]
         await server.close()
     assert len(outcome) == 1
 
@@ -131,8 +130,7 @@ async def test_server_closed_while_waiting_for_a_client(log: logging.Logger) -> 
     """A server started with run() and never connected to closes at once,
     and its port is free again."""
     async with anyio.create_task_group() as tg:
-        server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
-        await tg.start(server.run)
+        server = await start_server(tg, log)
         port = server.port
         await anyio.wait_all_tasks_blocked()
         with anyio.fail_after(NET_TIMEOUT):
@@ -178,7 +176,7 @@ async def test_in_process_server_has_accepted_once_the_client_is_started(
         async with anyio.create_task_group() as tg:
             server = anytcpip.OneClientServer(host=anytcpip.LOCALHOST_IPV4, port=0, log=log)
             await tg.start(server.run)
-            client = anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log)
+            client = make_client(server, log)
             if form == "run":
                 await tg.start(client.run)
             else:
