@@ -185,7 +185,10 @@ async def test_the_log_says_each_reason_once_per_change(log: logging.Logger) -> 
             port,
             tls=True,
             ssl_context=ssl.create_default_context(),
-            connect_timeout=0.05,
+            # Long enough that a refused attempt does not time out when a
+            # loaded machine stalls the loop (with 0.05 s the test failed
+            # once under -n 4, most likely so).
+            connect_timeout=0.3,
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(run_until_closed, client)
