@@ -107,10 +107,17 @@ async def connect_tcp(host: str, port: int, options: dict[str, Any]) -> anyio.ab
             # In progress: done (or failed) once writable.
             await anyio.wait_writable(sock)
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if error:
-                # OSError picks the subclass that the errno names; the words
-                # are asyncio's (and so ts_tcpip's).
-                raise OSError(error, f"Connect call failed ({host!r}, {port})") from None
+        except OSError as exc:
+            # Failed at once (on loopback a refusal may come either way).
+            error = exc.errno or 0
+            if not error:
+                raise
+        else:
+            error = 0
+        if error:
+            # OSError picks the subclass that the errno names; the words are
+            # asyncio's (and so ts_tcpip's).
+            raise OSError(error, f"Connect call failed ({host!r}, {port})") from None
         stream = await anyio.abc.SocketStream.from_socket(sock)
     except BaseException:
         sock.close()
