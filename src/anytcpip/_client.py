@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import anyio.abc
@@ -106,6 +106,9 @@ class Client(BaseClientOrServer):
         "run_heartbeat_send_task",
     )
 
+    #: Whether run()'s own task may serve the connection (see _take_inline).
+    _serve_in_run_task: ClassVar[bool] = True
+
     heartbeat_send_task = CompatAttribute(
         "heartbeat_send_task",
         "the heartbeat sender runs in the client's task group while connected "
@@ -182,7 +185,9 @@ class Client(BaseClientOrServer):
             stream, limit=self.limit, monitor=self.monitor_connection_interval > 0, log=self.log
         )
         conn.peer = f"{self.host}:{self.port}"
-        if self._take_inline(partial(self._serve_connection, conn, None, None)):
+        if self._serve_in_run_task and self._take_inline(
+            partial(self._serve_connection, conn, None, None)
+        ):
             # run()'s own task serves it, with no task of its own.
             return
         try:

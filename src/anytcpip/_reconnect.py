@@ -131,6 +131,10 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
     counts the connections made.
     """
 
+    # _keep_connected finds the first connection in _conn only once its serving
+    # task has started: so it is served in a task, not in run()'s own.
+    _serve_in_run_task = False
+
     def __init__(
         self,
         host: str | None,
@@ -327,10 +331,6 @@ encoding, terminator, run_heartbeat_send_task, heartbeat_send_sleep, **options
         return ""
 
     async def _started_hook(self) -> None:
-        # _keep_connected waits for the connection that the client's hook
-        # serves, which it finds in _conn only once its serving task has
-        # started: so that one runs as a task of its own, not in run()'s.
-        self._may_inline = False
         await super()._started_hook()
         self._inner_group().start_soon(self._keep_connected)
 
