@@ -1,7 +1,9 @@
-"""What a peer sees when the server closes its client: the end-of-stream comes
-after the disconnect callback and the connection's tasks, after everything
-written, and a peer that answers (its own end, or more data) lets the close
-finish without waiting for ``linger`` (every backend, monitoring on or off)."""
+"""What a peer sees when a connection is closed at this end: the end-of-stream
+comes at once, right after everything written and before the disconnect
+callback (as with ts_tcpip, whose close sends it first), and the close
+returns after the callback and the connection's tasks; a peer that answers
+(its own end, or more data) lets the close finish without waiting for
+``linger`` (every backend, monitoring on or off)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import logging
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 import anytcpip
@@ -49,7 +52,7 @@ class _Telemetry(anytcpip.OneClientServer):
 
 @MONITOR
 @deadline(NET_TIMEOUT)
-async def test_end_of_stream_comes_after_the_callback_and_the_tasks(
+async def test_end_of_stream_comes_after_everything_written(
     log: logging.Logger, monitor: float
 ) -> None:
     for _ in range(5):
@@ -64,20 +67,89 @@ async def test_end_of_stream_comes_after_the_callback_and_the_tasks(
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(server.close_client)
                     received = first + await receive_until_eof(peer)
-                    # When the peer sees the end, the server has run its
-                    # disconnect callback and said why, and its connection
-                    # task has ended.
-                    assert server.recorder.history == [True, False]
-                    reason = server.disconnect_reason
-                    assert reason is not None
-                    assert reason.kind is anytcpip.DisconnectKind.CLOSED_HERE
-                    assert server.task_ended.is_set()
-                    assert not server.task_running
+                # close_client has returned: the disconnect callback has run
+                # and said why, and the connection task has ended.
+                assert server.recorder.history == [True, False]
+                reason = server.disconnect_reason
+                assert reason is not None
+                assert reason.kind is anytcpip.DisconnectKind.CLOSED_HERE
+                assert server.task_ended.is_set()
+                assert not server.task_running
             # Every line the task wrote arrived whole, in order, none after
             # the end.
             lines = received.decode().split("\r\n")
             assert lines[-1] == ""
             assert lines[:-1] == [f"telemetry {i}" for i in range(server.sent)]
+
+
+class _WaitsForPeer:
+    """A connect callback whose disconnect call waits until the peer has seen
+    our end-of-stream (a close that sent it only after the callback would
+    never end)."""
+
+    def __init__(self) -> None:
+        self.peer_saw_end = anyio.Event()
+        self.calls: list[bool] = []
+        self.gave_up = False
+
+    async def __call__(self, obj: anytcpip.BaseClientOrServer) -> None:
+        self.calls.append(obj.connected)
+        if not obj.connected:
+            with anyio.move_on_after(NET_TIMEOUT / 4) as scope:
+                await self.peer_saw_end.wait()
+            self.gave_up = scope.cancelled_caught
+
+
+@MONITOR
+@deadline(NET_TIMEOUT)
+async def test_server_peer_sees_the_end_before_the_disconnect_callback(
+    log: logging.Logger, monitor: float
+) -> None:
+    callback = _WaitsForPeer()
+    async with anytcpip.OneClientServer(
+        host="127.0.0.1",
+        port=0,
+        log=log,
+        connect_callback=callback,
+        monitor_connection_interval=monitor,
+    ) as server:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as peer:
+            await server.connected_task
+            await server.write_str("last words")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(server.close_client)
+                assert await receive_until_eof(peer) == b"last words\r\n"
+                callback.peer_saw_end.set()
+            assert callback.calls == [True, False]
+            assert not callback.gave_up
+            assert not server.connected
+
+
+@MONITOR
+@deadline(NET_TIMEOUT)
+async def test_client_peer_sees_the_end_before_the_disconnect_callback(
+    log: logging.Logger, monitor: float
+) -> None:
+    callback = _WaitsForPeer()
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
+        listener = listeners.listeners[0]
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        client = anytcpip.Client(
+            host="127.0.0.1",
+            port=port,
+            log=log,
+            connect_callback=callback,
+            monitor_connection_interval=monitor,
+        )
+        async with client, await listener.accept() as peer:
+            await client.write_str("last words")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.close)
+                assert await receive_until_eof(peer) == b"last words\r\n"
+                callback.peer_saw_end.set()
+            assert callback.calls == [True, False]
+            assert not callback.gave_up
+            assert not client.connected
 
 
 async def _close_client_then_set(server: anytcpip.OneClientServer, event: anyio.Event) -> None:

@@ -262,8 +262,11 @@ class Connection(HalfOpen, abc.ABC):
         what was already written is still sent. ``kind`` and ``exc`` are the
         disconnect reason, if the connection was still open."""
         if not self.closed_here:
-            self._ended(kind, exc)
             self.closed_here = True
+            if self.error is None:
+                # First: the peer is waiting for it.
+                self._end_output_early()
+            self._ended(kind, exc)
             self.buffer.clear()
             self._became_unusable()
 
@@ -443,6 +446,13 @@ class Connection(HalfOpen, abc.ABC):
     @abc.abstractmethod
     async def wait_flushed(self) -> None:
         """Wait until :attr:`flushed`, or the link failed."""
+
+    def _end_output_early(self) -> None:
+        """Hook, when the connection is closed at this end: nothing more will
+        be written, so a transport that can half-close without waiting sends
+        its end-of-stream now, after what it already holds (the peer sees the
+        close at once, before the callbacks and the teardown, as with
+        ts_tcpip). The rest of the close is unchanged."""
 
     async def half_close_before_teardown(self) -> None:
         """Hook, after the connection's tasks ended and all was flushed: send

@@ -266,6 +266,16 @@ class AsyncioConnection(Connection):
 
     # -------------------------------------------------------------- close
 
+    def _end_output_early(self) -> None:
+        # The transport sends what it holds first, then shuts the socket's
+        # sending side; finish_close's own write_eof is then a no-op.
+        transport = self._transport
+        try:
+            if not transport.is_closing() and transport.can_write_eof():
+                transport.write_eof()
+        except (OSError, RuntimeError):
+            pass  # reset meanwhile (uvloop: handle closed): the close finds out
+
     async def finish_close(self, deadline: float) -> None:
         transport = self._transport
         try:

@@ -56,7 +56,7 @@ class TrioConnection(StreamConnection):
     """
 
     # Slots, as for Connection.
-    __slots__ = ("_abort_park", "_parked", "_sock", "_succeeded", "_trio")
+    __slots__ = ("_abort_park", "_output_ended", "_parked", "_sock", "_succeeded", "_trio")
 
     def __init__(
         self,
@@ -69,6 +69,8 @@ class TrioConnection(StreamConnection):
     ) -> None:
         super().__init__(limit=limit, monitor=monitor, log=log, stream=stream)
         self._sock = sock
+        # Our end-of-stream has been sent (see _end_output_early).
+        self._output_ended = False
         # A reader parked until the pump has received (see _wait_for_data).
         self._parked: trio.lowlevel.Task | None = None
         # trio is imported here, not with the module: importing anytcpip
@@ -168,6 +170,17 @@ class TrioConnection(StreamConnection):
         finally:
             self._reader_waiting = False
 
+    def _end_output_early(self) -> None:
+        # With everything handed to the kernel, half-close now; otherwise the
+        # flusher sends the rest and the teardown half-closes after it.
+        if self._output_ended or self.stream is None or self._out.size or self._sending:
+            return
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return  # reset meanwhile: the goodbye finds out
+        self._output_ended = True
+
     async def half_close_before_teardown(self) -> None:
         # Cancelling the pump and then sending the end-of-stream takes passes
         # of the scheduler while the peer waits for it. With everything
@@ -176,10 +189,11 @@ class TrioConnection(StreamConnection):
         # after a close at this end); meanwhile the process is idle.
         if self.error is not None or not self._pump_running or self._out.size or self._sending:
             return
-        try:
-            self._sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            return  # reset meanwhile: the goodbye finds out
+        if not self._output_ended:
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                return  # reset meanwhile: the goodbye finds out
         ended = self._pump_ended
         if ended is None:
             ended = self._pump_ended = Flag()
