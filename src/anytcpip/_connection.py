@@ -263,8 +263,10 @@ class Connection(HalfOpen, abc.ABC):
         disconnect reason, if the connection was still open."""
         if not self.closed_here:
             self.closed_here = True
-            if self.error is None:
-                # First: the peer is waiting for it.
+            if self.error is None and kind is not DisconnectKind.REPLACED:
+                # First: the peer is waiting for it. (A replaced client hears
+                # of it after its disconnect callback: once it sees the end,
+                # its successor is the one served.)
                 self._end_output_early()
             self._ended(kind, exc)
             self.buffer.clear()
@@ -431,6 +433,15 @@ class Connection(HalfOpen, abc.ABC):
     @abc.abstractmethod
     def start_receiving(self, tg: anyio.abc.TaskGroup) -> None:
         """Start receiving continuously (monitoring)."""
+
+    #: True if the serving task receives itself (:meth:`receive_here`) instead
+    #: of starting a pump with :meth:`start_receiving`.
+    receives_in_serving_task = False
+
+    async def receive_here(self) -> None:
+        """Receive continuously in the calling task until the connection is no
+        longer usable (only if :attr:`receives_in_serving_task`)."""
+        raise NotImplementedError  # pragma: no cover - only called when supported
 
     @abc.abstractmethod
     def queue(self, data: bytes) -> None:
