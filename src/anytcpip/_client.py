@@ -108,6 +108,7 @@ class Client(BaseClientOrServer):
 
     #: Whether run()'s own task may serve the connection (see _take_inline).
     _serve_in_run_task: ClassVar[bool] = True
+    _receive_in_serving_task: ClassVar[bool] = True
 
     heartbeat_send_task = CompatAttribute(
         "heartbeat_send_task",
