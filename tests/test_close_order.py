@@ -8,7 +8,7 @@ returns after the callback and the connection's tasks; a peer that answers
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -132,7 +132,7 @@ async def test_client_peer_sees_the_end_before_the_disconnect_callback(
 ) -> None:
     callback = _WaitsForPeer()
     async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
-        listener = listeners.listeners[0]
+        listener = cast(anyio.abc.SocketListener, listeners.listeners[0])
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
         client = anytcpip.Client(
             host="127.0.0.1",

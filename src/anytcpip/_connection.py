@@ -5,7 +5,8 @@ transport's job (a subclass, one per module, chosen by
 :func:`anytcpip._transport.open_connection`): the generic anyio stream
 (``_transport_stream``), trio's raw socket (``_transport_trio``) and the
 asyncio Protocol fast path (``_transport_asyncio``). Imports run one way:
-transports -> this module -> ``_buffer`` / ``_exceptions``.
+transports -> this module -> ``_write_admission`` (backpressure) ->
+``_half_open``, and ``_buffer`` / ``_exceptions``.
 
 How the pieces fit:
 
@@ -29,7 +30,10 @@ How the pieces fit:
   ``WRITE_YIELD_BUDGET`` bytes (a write counting as ``WRITE_CALL_COST`` bytes
   at least) a write lets other tasks run first (a checkpoint), so a writer
   the kernel keeps up with cannot starve them, and cancellation is honoured.
-* **Closing.** Flush what was written, half-close (TLS: close_notify), discard
+* **Closing.** On plain TCP the end-of-stream goes out the moment the
+  connection is closed at this end, after what the transport holds (the peer
+  sees the close before the callbacks run; a replaced client excepted, see
+  ``close_here``). Then: flush what was written, half-close (TLS: close_notify), discard
   what the peer still sends until its end-of-stream (TLS: its close_notify),
   then close; all of it bounded by ``linger`` seconds, so a peer that never
   reads or never closes cannot hold ``close()`` for longer.
@@ -53,8 +57,8 @@ from ._buffer import ReceiveBuffer
 from ._disconnect import DisconnectKind, DisconnectReason, kind_of_error
 from ._exceptions import LimitOverrunError
 from ._flag import Flag
-from ._half_open import HalfOpen
 from ._read_lock import ReadLock
+from ._write_admission import WRITE_CALL_COST, WRITE_YIELD_BUDGET, WriteAdmission
 
 __all__ = (
     "HALF_CLOSE_GRACE",
@@ -75,12 +79,6 @@ RECEIVE_CHUNK = 1 << 16
 #: A write waits while this many bytes are queued and not yet sent.
 WRITE_HIGH_WATER = 1 << 16
 
-#: Writes on one connection let other tasks run (a checkpoint) at least once
-#: per this many bytes, each write counting as ``WRITE_CALL_COST`` bytes more
-#: than its length: at least every 64 writes, or every 1 MiB.
-WRITE_YIELD_BUDGET = 1 << 20
-WRITE_CALL_COST = 1 << 14
-
 #: After the peer's end-of-stream with a request unanswered, how long the
 #: connection stays writable after the end-of-stream or the last write (as
 #: long as lsst.ts.tcpip's default monitoring period).
@@ -91,7 +89,7 @@ HALF_CLOSE_GRACE = 0.1
 PROBE_TIME = 0.02
 
 
-class Connection(HalfOpen, abc.ABC):
+class Connection(WriteAdmission, abc.ABC):
     """The state of one TCP or TLS connection, shared by reads and writes.
 
     Parameters
@@ -106,10 +104,10 @@ class Connection(HalfOpen, abc.ABC):
 
     # Slots (thousands of connections per process); a __dict__ only on demand.
     __slots__ = (
-        "__dict__", "__weakref__", "_out_blocked", "_pump_running", "_read_lock", "_reader_waiting",
-        "_write_budget", "_write_failure", "_write_waiters", "buffer", "closed_here", "done", "eof",
+        "__dict__", "__weakref__", "_pump_running", "_read_lock", "_reader_waiting",
+        "_write_failure", "buffer", "closed_here", "done", "eof",
         "error", "is_open", "last_received", "log", "lost", "monitor", "peer", "readers", "reads",
-        "released", "serving_task", "stream", "track_received", "unread_dropped", "write_blocked",
+        "released", "serving_task", "stream", "track_received", "unread_dropped",
     )  # fmt: skip
 
     def __init__(self, *, limit: int, monitor: bool, log: logging.Logger) -> None:
@@ -341,63 +339,6 @@ class Connection(HalfOpen, abc.ABC):
             self.set_error(failure)
             self._write_failure = failure
         raise self.not_connected()
-
-    def _set_out_blocked(self, blocked: bool) -> None:
-        """Backpressure starts or ends; at its end the first waiting writer goes."""
-        self._out_blocked = blocked
-        if not blocked and self._write_waiters:
-            self._write_waiters[0].set()
-        self._update_write_blocked()
-
-    def _update_write_blocked(self) -> None:
-        self.write_blocked = (
-            self._out_blocked or bool(self._write_waiters) or self._write_budget < 0
-        )
-
-    async def wait_writable(self) -> None:
-        """Wait until a message may be queued; raise if the connection is unusable.
-
-        Writers that must wait for backpressure to end go in the order they
-        came. A writer that need not wait still lets other tasks run first
-        (the yield budget is spent, see ``WRITE_YIELD_BUDGET``).
-        """
-        self._check_writable()
-        if not (self._out_blocked or self._write_waiters):
-            await anyio.lowlevel.checkpoint()
-            self._check_writable()
-        if self._out_blocked or self._write_waiters:
-            await self._wait_turn()
-        self._write_budget = WRITE_YIELD_BUDGET
-        self._update_write_blocked()
-
-    def _check_writable(self) -> None:
-        """Raise unless a write may go out now. After a plain TCP peer's
-        end-of-stream (half-open), a write also restarts the grace period."""
-        if not self.is_open:
-            if not self.writable:
-                raise self.not_connected()
-            self._half_open_deadline = anyio.current_time() + self._half_open_grace
-
-    async def _wait_turn(self) -> None:
-        waiters = self._write_waiters
-        event = anyio.Event()
-        waiters.append(event)
-        self.write_blocked = True
-        try:
-            while True:
-                await event.wait()
-                self._check_writable()
-                if not self._out_blocked:
-                    return
-                # Blocked again before this writer ran: wait again, still first.
-                index = waiters.index(event)
-                event = waiters[index] = anyio.Event()
-        finally:
-            waiters.remove(event)
-            # Let the next one go (it runs after this writer has queued).
-            if waiters and not self._out_blocked:
-                waiters[0].set()
-            self._update_write_blocked()
 
     # ------------------------------------------------------- transport hooks
 
