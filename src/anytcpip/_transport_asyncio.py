@@ -239,8 +239,12 @@ class AsyncioConnection(Connection):
         transport = self._transport
         try:
             transport.write(data)
-        except RuntimeError:  # uvloop, once the handle is closed
-            pass
+        except RuntimeError:
+            # uvloop, once the handle is closed; asyncio after write_eof(),
+            # which only a close at this end does (callers check for it, but
+            # the message must never vanish without an error).
+            if self.closed_here:
+                raise self.not_connected() from None
         if transport.is_closing():
             self._failed_writing()
         budget = self._write_budget - len(data) - WRITE_CALL_COST
