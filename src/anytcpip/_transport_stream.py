@@ -18,7 +18,7 @@ import logging
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -37,6 +37,10 @@ from ._exceptions import is_transport_error, to_connection_error
 from ._flag import Flag
 
 __all__ = ("StreamConnection",)
+
+
+class _Cancellable(Protocol):
+    def cancel(self) -> None: ...
 
 
 class StreamConnection(Connection):
@@ -74,7 +78,9 @@ class StreamConnection(Connection):
         self.stream = stream
         self._transport_w: Any = direct_transport
         # The cancel scope of a reader waiting to receive (closing cancels it).
-        self._reader_scope: anyio.CancelScope | None = None
+        # What closing cancels to stop a reader waiting for the stream (on
+        # trio, trio's own scope: anything with cancel()).
+        self._reader_scope: _Cancellable | None = None
         self._data_waiter: anyio.Event | None = None
         self._space_waiter: anyio.Event | None = None
         self._out = SendBuffer(WRITE_HIGH_WATER)

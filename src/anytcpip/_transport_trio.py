@@ -4,14 +4,18 @@ On trio, anyio's socket stream wraps a real non-blocking socket, so most
 reads and writes need no trip through the scheduler:
 
 * Receiving: ``sock.recv`` first, and wait for readability only when the
-  kernel has nothing. With monitoring on, the pump is the only task that
-  waits for the socket; a reader that finds nothing parks (trio's lowlevel
-  park, no cancel scope) and the pump wakes it once it has fed the buffer.
-  Only one task may wait for a trio socket, and handing the wait over from
-  the pump to the reader and back cost two more task switches and two cancel
-  scopes per read. A reader that waits for the socket itself while the pump
-  stands aside answers sooner (trio echo p50 0.64 of ts_tcpip's, against
-  0.87) but its cancel scope per wait halved the fleet's rate: not done.
+  kernel has nothing. With monitoring on, the pump waits for the socket and
+  a reader that finds nothing parks (trio's lowlevel park, no cancel scope)
+  until the pump has fed the buffer: two task switches per message, the
+  pump's and the reader's. Only one task may wait for a trio socket, so
+  when reads come in a quick request-and-answer rhythm (a read loop, an
+  exchange with a controller) the pump stands aside after feeding a reader
+  and the next read waits for the socket itself: one switch per message
+  (echo p50 from about 0.8 to about 0.6 of ts_tcpip's). That wait costs a
+  cancel scope, which for many connections taking turns (the fleet) cost
+  more than it saved: a read that waits long ends it. Each read that ends
+  wakes the pump, which takes the socket back unless a reader waits on it
+  again by then: a hangup is still noticed at once when nobody reads.
   Receiving and feeding the buffer happen in one step, so bytes keep their
   order whichever task receives them. A client's pump runs in its serving
   task (``receive_here``): one task fewer per client, and a hangup wakes the
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import anyio
@@ -45,6 +50,14 @@ from ._flag import Flag
 from ._transport_stream import StreamConnection
 
 __all__ = ("TrioConnection",)
+
+#: The pump stands aside for the next read (see _stand_aside) after a read
+#: that began within BACK_TO_BACK seconds of the end of the one before and
+#: got its data within QUICK_ANSWER; it stops once a read waits longer. (A
+#: reader's own wait costs a cancel scope: worth it for a request-response
+#: rhythm, not for a read now and then, or many connections taking turns.)
+BACK_TO_BACK = 200e-6
+QUICK_ANSWER = 500e-6
 
 
 class TrioConnection(StreamConnection):
@@ -62,7 +75,9 @@ class TrioConnection(StreamConnection):
 
     # Slots, as for Connection.
     __slots__ = (
-        "_abort_park", "_output_ended", "_parked", "_pump_scope", "_sock", "_succeeded", "_trio",
+        "_abort_aside", "_abort_park", "_aside", "_aside_woken", "_cancel_scope", "_handed_over",
+        "_may_stand_aside", "_output_ended", "_parked", "_pump_scope", "_read_ended", "_sock",
+        "_succeeded", "_trio",
     )  # fmt: skip
 
     receives_in_serving_task = True
@@ -86,12 +101,24 @@ class TrioConnection(StreamConnection):
         self._parked: trio.lowlevel.Task | None = None
         # trio is imported here, not with the module: importing anytcpip
         # must not import a backend (only made on trio, where it is loaded).
-        import trio.lowlevel
+        import trio
 
         self._trio = trio.lowlevel
+        self._cancel_scope = trio.CancelScope
         self._succeeded = trio.lowlevel.Abort.SUCCEEDED
         # Bound once: a parked read allocates nothing for its abort.
         self._abort_park = self._unpark
+        # The pump, while it stands aside for readers that wait on the socket
+        # themselves (see _stand_aside), and whether it was woken since.
+        self._aside: trio.lowlevel.Task | None = None
+        self._aside_woken = False
+        self._abort_aside = self._unpark_aside
+        # The pump has just fed a parked reader; it may then stand aside
+        # (a read came within BACK_TO_BACK of the one before); when the last
+        # read ended (time.perf_counter()).
+        self._handed_over = False
+        self._may_stand_aside = False
+        self._read_ended = 0.0
 
     # --------------------------------------------------------------- receive
 
@@ -99,13 +126,16 @@ class TrioConnection(StreamConnection):
         # The pump, in the serving task: anything that makes the connection
         # unusable stops it at once (a separate pump would go on waiting for
         # the peer's answer to a close; the goodbye reads that instead).
-        with anyio.CancelScope() as self._pump_scope:
-            if self._usable():
-                await self.pump()
-        self._pump_scope = None
+        try:
+            with anyio.CancelScope() as self._pump_scope:
+                if self._usable():
+                    await self.pump()
+        finally:
+            self._pump_scope = None
 
     def _wake_transport(self) -> None:
         super()._wake_transport()
+        self._wake_aside()
         scope = self._pump_scope
         if scope is not None:
             scope.cancel()
@@ -121,8 +151,51 @@ class TrioConnection(StreamConnection):
             received = self._recv_now(sock)
             if received < 0 or 0 < received < RECEIVE_CHUNK:
                 # Nothing there, or a short read (the kernel had no more):
-                # wait rather than pay for a receive that finds nothing.
-                await anyio.wait_readable(sock)
+                # wait rather than pay for a receive that finds nothing; or,
+                # having fed a reader that will be back, let it wait itself.
+                if self._handed_over and self._may_stand_aside:
+                    await self._stand_aside()
+                else:
+                    await anyio.wait_readable(sock)
+            self._handed_over = False
+
+    async def _stand_aside(self) -> None:
+        """Park, off the socket, while readers wait on it themselves.
+
+        A reader that comes while the pump stands aside waits for the socket
+        itself, and trio wakes it directly: one task switch per message
+        instead of two (the pump's, then the reader's). Every read that ends
+        wakes the pump, which goes back to the socket unless a reader waits
+        on it again by then (so monitoring resumes within one pass of the
+        scheduler after the last read); closing wakes it too. Only done while
+        reads follow each other at once (a read loop, request and answer):
+        for a single read now and then it would cost the pump a pass more.
+        """
+        lowlevel = self._trio
+        try:
+            while self._usable():
+                self._aside = lowlevel.current_task()
+                await lowlevel.wait_task_rescheduled(self._abort_aside)
+                self._aside_woken = False
+                if self._reader_scope is None:
+                    # Nobody came back: monitor the socket again, and stand
+                    # aside no more until reads follow each other again.
+                    self._may_stand_aside = False
+                    return
+        finally:
+            self._aside = None
+
+    def _unpark_aside(self, _: object) -> trio.lowlevel.Abort:
+        self._aside = None
+        self._aside_woken = False
+        return self._succeeded
+
+    def _wake_aside(self) -> None:
+        """Let the pump, if it stands aside, look again whether a reader waits."""
+        task = self._aside
+        if task is not None and not self._aside_woken:
+            self._aside_woken = True
+            self._trio.reschedule(task)
 
     def _recv_now(self, sock: socket.socket) -> int:
         """Receive what the kernel has, without waiting.
@@ -161,15 +234,17 @@ class TrioConnection(StreamConnection):
             self._parked = None
             # It looks at the buffer before the pump goes past the limit.
             self._reader_waiting = False
+            self._handed_over = True
             self._trio.reschedule(task)
         super()._wake_readers()
 
     async def _wait_readable_as_reader(self, sock: socket.socket) -> None:
-        """Wait until ``sock`` is readable, in a scope that closing cancels."""
+        """Wait until ``sock`` is readable, in a scope that closing cancels
+        (trio's own: anyio's adds a layer to every wait)."""
         try:
-            with anyio.CancelScope() as self._reader_scope:
+            with self._cancel_scope() as self._reader_scope:
                 if self.is_open:
-                    await anyio.wait_readable(sock)
+                    await self._trio.wait_readable(sock)
         finally:
             self._reader_scope = None
 
@@ -182,9 +257,22 @@ class TrioConnection(StreamConnection):
         if not self._pump_running:
             await self._receive_direct()
             return
+        if self._aside is not None:
+            # The pump stands aside: wait for the socket here.
+            start = perf_counter()
+            try:
+                await self._receive_direct()
+            finally:
+                end = self._read_ended = perf_counter()
+                if end - start > QUICK_ANSWER:
+                    self._may_stand_aside = False  # no quick rhythm: not worth it
+                self._wake_aside()
+            return
         # What the kernel has may not have reached the pump yet: take it.
         if self._recv_now(self._sock) >= 0:
             return
+        start = perf_counter()
+        back_to_back = start - self._read_ended < BACK_TO_BACK
         # Park until the pump has received (one wake, no cancel scope). A
         # paused pump goes on: the reader needs more than the limit.
         self._reader_waiting = True
@@ -195,6 +283,14 @@ class TrioConnection(StreamConnection):
             await lowlevel.wait_task_rescheduled(self._abort_park)
         finally:
             self._reader_waiting = False
+            end = self._read_ended = perf_counter()
+            # Request and answer in quick succession (this read came right
+            # after the last, and its data soon): the next read may wait for
+            # the socket itself.
+            self._may_stand_aside = back_to_back and end - start < QUICK_ANSWER
+            # The pump, if it stands aside now, goes back to the socket
+            # unless this reader (or another) waits on it by then.
+            self._wake_aside()
 
     def _end_output_early(self) -> None:
         # With everything handed to the kernel, half-close now; otherwise the
