@@ -11,7 +11,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 import anyio
 import anyio.abc
@@ -287,3 +287,12 @@ def make_client(
 ) -> anytcpip.Client:
     """A Client for ``server`` on 127.0.0.1, not started."""
     return anytcpip.Client(host=anytcpip.LOCALHOST_IPV4, port=server.port, log=log, **kwargs)
+
+
+@asynccontextmanager
+async def peer_listener() -> AsyncIterator[tuple[anyio.abc.SocketListener, int]]:
+    """A plain listener on 127.0.0.1, for the raw peer of a Client under
+    test, and its port."""
+    async with await anyio.create_tcp_listener(local_host=anytcpip.LOCALHOST_IPV4) as multi:
+        listener = cast(anyio.abc.SocketListener, multi.listeners[0])
+        yield listener, listener.extra(SocketAttribute.local_port)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import cast
 
 import anyio
 import anyio.abc
 import pytest
 
 import anytcpip
-from helpers import NET_TIMEOUT, deadline
+from helpers import NET_TIMEOUT, deadline, peer_listener
 from reliability.harness import get_seed
 from reliability.payloads import pattern
 
@@ -106,9 +105,7 @@ async def test_client_close_delivers_everything_to_a_slow_reader(
     rng = random.Random(seed)
     data = pattern(SIZE, seed)
     received = b""
-    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
-        listener = cast(anyio.abc.SocketListener, listeners.listeners[0])
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with peer_listener() as (listener, port):
         client = anytcpip.Client(
             host="127.0.0.1",
             port=port,
@@ -140,9 +137,7 @@ async def test_client_closed_while_flooded_sends_its_end(
     data = pattern(rng.randint(1, 1 << 20), seed)
     linger = NET_TIMEOUT / 2
     received = b""
-    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
-        listener = cast(anyio.abc.SocketListener, listeners.listeners[0])
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with peer_listener() as (listener, port):
         client = anytcpip.Client(
             host="127.0.0.1",
             port=port,

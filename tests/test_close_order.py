@@ -8,7 +8,7 @@ returns after the callback and the connection's tasks; a peer that answers
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -16,7 +16,7 @@ import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT, deadline, receive_until_eof
+from helpers import NET_TIMEOUT, deadline, peer_listener, receive_until_eof
 
 pytestmark = pytest.mark.anyio
 
@@ -131,9 +131,7 @@ async def test_client_peer_sees_the_end_before_the_disconnect_callback(
     log: logging.Logger, monitor: float
 ) -> None:
     callback = _WaitsForPeer()
-    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
-        listener = cast(anyio.abc.SocketListener, listeners.listeners[0])
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with peer_listener() as (listener, port):
         client = anytcpip.Client(
             host="127.0.0.1",
             port=port,

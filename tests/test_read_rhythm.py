@@ -14,7 +14,7 @@ import pytest
 
 import anytcpip
 from anytcpip.testing import ConnectRecorder
-from helpers import NET_TIMEOUT, deadline
+from helpers import NET_TIMEOUT, deadline, peer_listener
 
 pytestmark = pytest.mark.anyio
 
@@ -40,10 +40,7 @@ async def test_hangup_noticed_after_a_quick_rhythm(log: logging.Logger) -> None:
     """The client stops reading after many quick exchanges; the peer then
     hangs up: the client notices it without reading."""
     recorder = ConnectRecorder(timeout=NET_TIMEOUT / 2)
-    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
-        listener = listeners.listeners[0]
-        assert isinstance(listener, anyio.abc.SocketListener)
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with peer_listener() as (listener, port):
         client = anytcpip.Client("127.0.0.1", port, log=log, connect_callback=recorder)
         async with client, await listener.accept() as peer:
             await recorder.assert_next(True)
@@ -60,10 +57,7 @@ async def test_hangup_noticed_after_a_quick_rhythm(log: logging.Logger) -> None:
 async def test_close_stops_a_read_waiting_after_a_quick_rhythm(log: logging.Logger) -> None:
     """After many quick exchanges a read waits (the peer says nothing more);
     another task closes the client: the read fails at once."""
-    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
-        listener = listeners.listeners[0]
-        assert isinstance(listener, anyio.abc.SocketListener)
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with peer_listener() as (listener, port):
         client = anytcpip.Client("127.0.0.1", port, log=log, linger=0.2)
         async with client, await listener.accept() as peer:
             async with anyio.create_task_group() as tg:
