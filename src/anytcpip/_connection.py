@@ -33,10 +33,11 @@ How the pieces fit:
 * **Closing.** On plain TCP the end-of-stream goes out the moment the
   connection is closed at this end, after what the transport holds (the peer
   sees the close before the callbacks run; a replaced client excepted, see
-  ``close_here``). Then: flush what was written, half-close (TLS: close_notify), discard
-  what the peer still sends until its end-of-stream (TLS: its close_notify),
-  then close; all of it bounded by ``linger`` seconds, so a peer that never
-  reads or never closes cannot hold ``close()`` for longer.
+  ``close_here``). Then: flush what was written, half-close (TLS:
+  close_notify) if not done yet, discard what the peer still sends until
+  its end-of-stream (TLS: its close_notify), then close; all of it bounded
+  by ``linger`` seconds, so a peer that never reads or never closes cannot
+  hold ``close()`` for longer.
 * **Half-closed peers.** After a plain TCP peer's end-of-stream the
   connection is no longer open (``connected`` is False), but while one of
   its requests waits for an answer it stays *writable* for a short grace

@@ -77,9 +77,8 @@ class StreamConnection(Connection):
         super().__init__(limit=limit, monitor=monitor, log=log)
         self.stream = stream
         self._transport_w: Any = direct_transport
-        # The cancel scope of a reader waiting to receive (closing cancels it).
-        # What closing cancels to stop a reader waiting for the stream (on
-        # trio, trio's own scope: anything with cancel()).
+        # The cancel scope of a reader waiting to receive (closing cancels
+        # it; on trio, trio's own scope: anything with cancel()).
         self._reader_scope: _Cancellable | None = None
         self._data_waiter: anyio.Event | None = None
         self._space_waiter: anyio.Event | None = None

@@ -292,16 +292,22 @@ class TrioConnection(StreamConnection):
             # unless this reader (or another) waits on it by then.
             self._wake_aside()
 
+    def _shut_write(self) -> bool:
+        """Send our end-of-stream, once; False if the socket failed (a reset
+        meanwhile: the goodbye finds out)."""
+        if not self._output_ended:
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                return False
+            self._output_ended = True
+        return True
+
     def _end_output_early(self) -> None:
         # With everything handed to the kernel, half-close now; otherwise the
         # flusher sends the rest and the teardown half-closes after it.
-        if self._output_ended or self.stream is None or self._out.size or self._sending:
-            return
-        try:
-            self._sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            return  # reset meanwhile: the goodbye finds out
-        self._output_ended = True
+        if self.stream is not None and not self._out.size and not self._sending:
+            self._shut_write()
 
     async def half_close_before_teardown(self) -> None:
         # Cancelling the pump and then sending the end-of-stream takes passes
@@ -311,11 +317,8 @@ class TrioConnection(StreamConnection):
         # after a close at this end); meanwhile the process is idle.
         if self.error is not None or not self._pump_running or self._out.size or self._sending:
             return
-        if not self._output_ended:
-            try:
-                self._sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                return  # reset meanwhile: the goodbye finds out
+        if not self._shut_write():
+            return
         ended = self._pump_ended
         if ended is None:
             ended = self._pump_ended = Flag()
