@@ -89,3 +89,37 @@ async def test_tls_accept_pauses_the_asyncio_transport(anyio_backend: Any) -> No
             assert paused is (expected_plain(anyio_backend) is AsyncioConnection)
             if paused:
                 assert not stream._transport.is_reading()  # type: ignore[attr-defined]
+
+
+@deadline()
+async def test_asyncio_receive_size_follows_the_stream(
+    anyio_backend: Any, server_and_client: ServerAndClient
+) -> None:
+    """asyncio's selector transport asks for 64 KiB per receive (its 256 KiB
+    default costs an mmap per receive), 256 KiB once receives fill 64 KiB (a
+    bulk stream), and 64 KiB again after a short receive. uvloop and trio
+    choose their own sizes: nothing to adapt there."""
+    from anytcpip._connection import RECEIVE_CHUNK
+    from anytcpip._transport_asyncio import BULK_RECEIVE
+
+    async with server_and_client() as (server, client):
+        conn = conn_of(client)
+        transport = getattr(conn, "_transport", None)
+        if not hasattr(type(transport), "max_size"):
+            # uvloop and trio: left alone.
+            assert not getattr(conn, "_adapt_reads", False)
+            return
+        assert conn._adapt_reads
+        assert transport.max_size == RECEIVE_CHUNK
+        # What a receive would hand the protocol, through the protocol.
+        protocol = transport.get_protocol()
+        full = bytes(RECEIVE_CHUNK)
+        protocol.data_received(full)
+        assert transport.max_size == BULK_RECEIVE
+        protocol.data_received(b"short\r\n")
+        assert transport.max_size == RECEIVE_CHUNK
+        # Nothing was lost on the way.
+        assert await client.readexactly(RECEIVE_CHUNK) == full
+        assert await client.read_str() == "short"
+        await server.write_str("pong")
+        assert await client.read_str() == "pong"

@@ -33,12 +33,16 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._connection import WRITE_CALL_COST, WRITE_HIGH_WATER, Connection
+from ._connection import RECEIVE_CHUNK, WRITE_CALL_COST, WRITE_HIGH_WATER, Connection
 from ._disconnect import DisconnectKind, kind_of_error
 from ._exceptions import to_connection_error
 from ._flag import Flag
 
 __all__ = ("AsyncioConnection",)
+
+#: What a receive asks for while receives fill RECEIVE_CHUNK (a bulk stream):
+#: asyncio's own default (see AsyncioConnection._adapt_receive_size).
+BULK_RECEIVE = 1 << 18
 
 _TRANSPORT_METHODS = (
     "set_protocol",
@@ -83,7 +87,8 @@ class AsyncioConnection(Connection):
 
     # Slots, as for Connection.
     __slots__ = (
-        "_data_future", "_loop", "_peer_done", "_read_paused", "_transport", "_transport_closed",
+        "_adapt_reads", "_data_future", "_loop", "_peer_done", "_read_paused", "_transport",
+        "_transport_closed",
     )  # fmt: skip
 
     _transport: asyncio.Transport
@@ -114,6 +119,10 @@ class AsyncioConnection(Connection):
         transport.pause_reading()
         transport.set_protocol(_Protocol(conn))
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        if isinstance(getattr(type(transport), "max_size", None), int):
+            # asyncio's selector transport: see _adapt_receive_size.
+            conn._adapt_reads = True
+            transport.max_size = RECEIVE_CHUNK
         # Whatever anyio's protocol received before the swap comes first.
         for chunk in old.read_queue:
             conn.buffer.feed(chunk)
@@ -132,6 +141,8 @@ class AsyncioConnection(Connection):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._data_future: asyncio.Future[None] | None = None
         self._read_paused = True
+        # Whether the transport's receive size is ours to choose.
+        self._adapt_reads = False
         # Set when the peer is done sending (end-of-stream or failure), and
         # when the transport is closed.
         self._peer_done = Flag()
@@ -140,6 +151,8 @@ class AsyncioConnection(Connection):
     # -------------------------------------------------- protocol callbacks
 
     def on_data(self, data: bytes) -> None:
+        if self._adapt_reads:
+            self._adapt_receive_size(len(data))
         if self.closed_here:
             return  # closing at this end: what still comes is thrown away
         buffer = self.buffer
@@ -154,6 +167,25 @@ class AsyncioConnection(Connection):
         # most the limit plus a chunk).
         if len(buffer) >= buffer.limit:
             self._pause_reading()
+
+    def _adapt_receive_size(self, received: int) -> None:
+        """Ask for 64 KiB per receive, or 256 KiB while receives fill that.
+
+        asyncio's selector transport receives up to ``max_size`` bytes per
+        call into a new bytes object of that size, shrunk to what came. Its
+        default, 256 KiB, is above malloc's mmap threshold: each receive then
+        also costs mmap, mremap and munmap (strace), more than everything
+        else a short message costs, and with hundreds of connections more so
+        (the fleet at N=300: 5.2k -> 8.6k round trips per second with 64 KiB).
+        A bulk stream, whose receives fill 64 KiB, gets the 256 KiB back: four
+        times fewer callbacks are worth the mapping there.
+        """
+        transport: Any = self._transport
+        if received >= RECEIVE_CHUNK:
+            if transport.max_size < BULK_RECEIVE:
+                transport.max_size = BULK_RECEIVE
+        elif transport.max_size > RECEIVE_CHUNK:
+            transport.max_size = RECEIVE_CHUNK
 
     def on_eof(self) -> None:
         self._peer_done.set()
