@@ -98,6 +98,22 @@ class ConnectionTasks:
         for scope in self._scopes:
             scope.cancel()
 
+    # As a task group whose block ends by cancelling it (the transport's):
+    # ``async with tasks:`` cancels them all on leaving, and waits for them.
+
+    async def __aenter__(self) -> ConnectionTasks:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cancel()
+        with anyio.CancelScope(shield=True):
+            await self.wait_ended()
+
+    @property
+    def cancel_scope(self) -> ConnectionTasks:
+        """Itself: ``cancel_scope.cancel()`` cancels the tasks, as for a group."""
+        return self
+
     async def wait_ended(self) -> None:
         """Wait until every task started has ended (no checkpoint if none runs)."""
         if self.running:
@@ -209,9 +225,14 @@ class ConnectionServing:
                 # Closed at this end (close(), close_client()) while it waited
                 # for the connection before it: never served.
                 return
-            # The asyncio fast path runs no task of its own.
+            # The transport's own tasks (pump, flusher), in the object's
+            # task group like the connection's (a task group per connection
+            # costs kilobytes); the asyncio fast path runs none.
+            assert self._inner is not None  # the group this task is in
             fast = isinstance(conn, AsyncioConnection)
-            group = _NO_TASKS if fast else anyio.create_task_group()
+            # (Either stands in for the task group start_sending and
+            # start_receiving take: they only start tasks in it.)
+            group: Any = _NO_TASKS if fast else ConnectionTasks(self._inner)
             async with group as tg:
                 conn.start_sending(tg)
                 self._conn = conn
@@ -219,7 +240,6 @@ class ConnectionServing:
                 # The connection's own tasks (read loop, heartbeats, and
                 # start_connection_soon) all end before the next client is
                 # served.
-                assert self._inner is not None  # the group this task is in
                 tasks = ConnectionTasks(self._inner)
                 try:
                     self._conn_tasks = (conn, tasks)
