@@ -30,7 +30,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ._common import HOST, IMPLEMENTATIONS, TERMINATOR, ValidationError, current_rss, emit
@@ -125,6 +126,31 @@ class _Meter:
             rss_growth_rounds=current_rss() - self.result["rss_idle"],
         )
 
+    @contextmanager
+    def gc_clock(self) -> Iterator[None]:
+        """Count the garbage collector's passes (per generation) and the time
+        they took while the block (the timed rounds) runs: with many
+        connections, the full passes go through every object of every
+        connection, so the objects a connection holds cost time as well as
+        memory."""
+        passes = [0, 0, 0]
+        spent = [0.0]
+        began = [0.0]
+
+        def clock(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                began[0] = time.perf_counter()
+            else:
+                spent[0] += time.perf_counter() - began[0]
+                passes[info["generation"]] += 1
+
+        gc.callbacks.append(clock)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(clock)
+            self.result.update(gc_s=spent[0], gc_passes=passes)
+
 
 async def _exercise_anyio(
     clients: list[Any], rounds: int, round_trip: Callable[[Any, int, int], Awaitable[None]]
@@ -201,7 +227,9 @@ async def _anytcpip_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
         meter.after_setup(*await _trace(setup, meter.traced))
         servers, clients = box["pairs"]
         await _exercise_anyio(clients, 1, _lib_round_trip)  # one untimed round
-        meter.after_rounds(await _exercise_anyio(clients, meter.k, _lib_round_trip))
+        with meter.gc_clock():
+            elapsed = await _exercise_anyio(clients, meter.k, _lib_round_trip)
+        meter.after_rounds(elapsed)
         await close_all(clients)
         await close_all(servers)
 
@@ -249,7 +277,9 @@ async def _tcpip_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
     meter.after_setup(*await _trace(setup, meter.traced))
     servers, clients = box["pairs"]
     await exercise(clients, 1)
-    meter.after_rounds(await exercise(clients, meter.k))
+    with meter.gc_clock():
+        elapsed = await exercise(clients, meter.k)
+    meter.after_rounds(elapsed)
     await close_all(clients)
     await close_all(servers)
 
@@ -315,7 +345,9 @@ async def _anyio_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
         meter.after_setup(*await _trace(setup, meter.traced))
         clients = box["clients"]
         await _exercise_anyio(clients, 1, round_trip)
-        meter.after_rounds(await _exercise_anyio(clients, meter.k, round_trip))
+        with meter.gc_clock():
+            elapsed = await _exercise_anyio(clients, meter.k, round_trip)
+        meter.after_rounds(elapsed)
         await close_all(clients)
 
 

@@ -104,9 +104,17 @@ def describe_fleet(run: dict[str, Any]) -> str:
     """One progress line for one fleet run."""
     return (
         f"fleet N={run['n']:<5} {run['impl']:<16} rt/s {_fmt(run['rate'], 'rate'):<7} "
-        f"setup {run['setup_s']:.2f} s, {run['rss_per_pair'] / 1024:.1f} KiB/pair "
-        f"({run['wall']:.1f} s)"
+        f"setup {run['setup_s']:.2f} s, {run['rss_per_pair'] / 1024:.1f} KiB/pair, "
+        f"GC {_gc_share(run)} ({run['wall']:.1f} s)"
     )
+
+
+def _gc_share(run: dict[str, Any]) -> str:
+    """The garbage collector's share of a fleet's timed rounds, and its full
+    passes (``-`` for a result from before they were counted)."""
+    if "gc_s" not in run or not run.get("elapsed"):
+        return "-"
+    return f"{run['gc_s'] / run['elapsed']:.0%}, {run['gc_passes'][2]} full"
 
 
 def describe_memory(result: dict[str, Any]) -> str:
@@ -224,6 +232,12 @@ def summarize_fleet(results: Results) -> dict[str, Any]:
                 key: _spread([run[key] for run in mine])
                 for key in ("rate", "setup_s", "rss_per_pair")
             }
+            shares = [
+                run["gc_s"] / run["elapsed"] for run in mine if run.get("elapsed") and "gc_s" in run
+            ]
+            if shares:
+                # The garbage collector's share of the timed rounds.
+                entry["gc_share"] = _spread(shares)
             others = {FLEET_TARGETS.get(impl, ("", 0.0))[0]} | ({reference} if reference else set())
             for other in sorted(others - {""}):
                 ratios = [
@@ -460,6 +474,8 @@ def _fleet_tables(results: Results) -> list[Table]:
         ]
         row += [f"{per_n[big]['setup_s']['median']:.2f}" if big in per_n else "-"]
         row += [f"{per_n[big]['rss_per_pair']['median'] / 1024:.1f}" if big in per_n else "-"]
+        share = per_n.get(big, {}).get("gc_share")
+        row += [f"{share['median']:.0%}" if share else "-"]
         rows.append(row)
     ratio_rows = []
     for impl, entry in fleet["impls"].items():
@@ -481,6 +497,7 @@ def _fleet_tables(results: Results) -> list[Table]:
                 *[f"rt/s N={n}" for n in sizes],
                 f"setup s N={big}",
                 f"RSS KiB/pair N={big}",
+                f"GC share N={big}",
             ],
             rows,
         ),
