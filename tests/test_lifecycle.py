@@ -376,3 +376,26 @@ async def test_close_here_discards_unread_data(server_and_client: ServerAndClien
             await client.read_str()
         with pytest.raises(ConnectionError):
             await client.read(1)
+
+
+def test_one_shot_done_callbacks_added_removed_and_called_once() -> None:
+    """What asyncio.wait relies on: callbacks are called once, when it is
+    done (at once if it already is), and removing one takes every
+    registration of it (none yet: 0)."""
+    shot = anytcpip.OneShot("shot")
+    assert shot.remove_done_callback(print) == 0
+    removed: list[anytcpip.OneShot] = []
+    kept: list[anytcpip.OneShot] = []
+    shot.add_done_callback(removed.append)
+    shot.add_done_callback(kept.append)
+    shot.add_done_callback(removed.append)
+    assert shot.remove_done_callback(removed.append) == 2
+    assert shot.remove_done_callback(removed.append) == 0
+    shot.set()
+    shot.set()
+    assert kept == [shot]
+    assert removed == []
+    late: list[anytcpip.OneShot] = []
+    shot.add_done_callback(late.append)
+    assert late == [shot]
+    assert shot.remove_done_callback(late.append) == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable
 from typing import Any
 
 import anyio
@@ -80,14 +81,7 @@ class Flag:
             except RuntimeError:
                 task = None
         if task is not None:
-            waiters.append(task)
-
-            def abort(_: object) -> Any:
-                # Cancelled: not woken by set() (which empties the list first).
-                waiters.remove(task)
-                return lowlevel.Abort.SUCCEEDED
-
-            await lowlevel.wait_task_rescheduled(abort)
+            await _park_trio_task(lowlevel, waiters, task)
             return
         try:
             loop = asyncio.get_running_loop()
@@ -111,3 +105,23 @@ class Flag:
         finally:
             if not self._set:
                 waiters.remove(event)
+
+
+def _park_trio_task(lowlevel: Any, waiters: list[Any], task: Any) -> Awaitable[Any]:
+    """Put the current trio task (``task``) in ``waiters``; return the wait
+    (parked until rescheduled) for the caller to await.
+
+    Apart from :meth:`Flag.wait` so that the closure's cells are made for trio
+    waits only, not in every wait on asyncio: those are long-lived (tasks
+    wait for the whole life of a connection), and the garbage collector goes
+    through them again and again. Not a coroutine: no frame of its own.
+    """
+    waiters.append(task)
+
+    def abort(_: object) -> Any:
+        # Cancelled: not woken by set() (which empties the list first).
+        waiters.remove(task)
+        return lowlevel.Abort.SUCCEEDED
+
+    wait: Awaitable[Any] = lowlevel.wait_task_rescheduled(abort)
+    return wait

@@ -65,7 +65,10 @@ class OneShot:
         self._event: anyio.Event | None = None
         # Tells whether the owner was started (None: nothing to check).
         self._started = started
-        self._callbacks: list[tuple[Callable[[OneShot], object], contextvars.Context]] = []
+        # Made on the first add_done_callback: most never get one, and an
+        # empty list per OneShot is five more objects per connected pair for
+        # the garbage collector to go through.
+        self._callbacks: list[tuple[Callable[[OneShot], object], contextvars.Context]] | None = None
 
     def __repr__(self) -> str:
         state = "done" if self._done else "pending"
@@ -156,13 +159,18 @@ class OneShot:
         if self._done:
             self._call(fn, ctx)
         else:
+            if self._callbacks is None:
+                self._callbacks = []
             self._callbacks.append((fn, ctx))
 
     def remove_done_callback(self, fn: Callable[[OneShot], object]) -> int:
         """Remove every registration of ``fn``; return how many there were."""
-        before = len(self._callbacks)
-        self._callbacks = [(f, c) for f, c in self._callbacks if f != fn]
-        return before - len(self._callbacks)
+        callbacks = self._callbacks
+        if not callbacks:
+            return 0
+        kept = [(f, c) for f, c in callbacks if f != fn]
+        self._callbacks = kept
+        return len(callbacks) - len(kept)
 
     def cancel(self, msg: object = None) -> bool:
         """Do nothing and return False: only the owner decides when this is
@@ -188,9 +196,10 @@ class OneShot:
         self._done = True
         if self._event is not None:
             self._event.set()
-        callbacks, self._callbacks = self._callbacks, []
-        for fn, ctx in callbacks:
-            self._call(fn, ctx)
+        callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for fn, ctx in callbacks:
+                self._call(fn, ctx)
 
     def set_exception(self, exc: BaseException) -> None:
         """Mark it failed with ``exc`` (no effect if it is already done)."""
