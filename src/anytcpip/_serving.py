@@ -52,19 +52,22 @@ _NO_TASKS: Any = _NoTasks()
 
 class ConnectionTasks:
     """The tasks of one connection (read loop, heartbeats,
-    ``start_connection_soon``): run in the object's task group, each in a
-    cancel scope of its own, all cancelled together when the connection ends.
+    ``start_connection_soon``; on trio the pump and flusher too): run in the
+    object's task group, all cancelled together when the connection ends.
 
     In place of a task group per connection: that costs a kilobyte or two per
     connection, and leaving it, even empty, a pass of the event loop while the
-    peer waits for our end-of-stream.
+    peer waits for our end-of-stream. Each task is cancelled through the
+    handle anyio's ``start_soon`` returns, whose cancel scope the task runs
+    in anyway (no second scope per task).
     """
 
-    __slots__ = ("_cancelled", "_ended", "_group", "_scopes", "running")
+    __slots__ = ("_cancelled", "_ended", "_group", "_handles", "running")
 
     def __init__(self, group: anyio.abc.TaskGroup) -> None:
         self._group = group
-        self._scopes: list[anyio.CancelScope] = []
+        # Of the tasks that have not ended.
+        self._handles: set[anyio.TaskHandle[Any]] = set()
         self._cancelled = False
         #: How many were started and have not ended.
         self.running = 0
@@ -75,19 +78,26 @@ class ConnectionTasks:
     ) -> None:
         """Start ``func(*args)``: as :meth:`anyio.abc.TaskGroup.start_soon`."""
         self.running += 1
-        self._group.start_soon(self._run, func, args, name=name)
+        # The task learns its handle here, before it first runs.
+        box: list[anyio.TaskHandle[Any]] = []
+        handle = self._group.start_soon(self._run, func, args, box, name=name)
+        if self._cancelled:
+            handle.cancel()
+        else:
+            box.append(handle)
+            self._handles.add(handle)
 
-    async def _run(self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+    async def _run(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        box: list[anyio.TaskHandle[Any]],
+    ) -> None:
         try:
-            with anyio.CancelScope() as scope:
-                if self._cancelled:
-                    scope.cancel()
-                self._scopes.append(scope)
-                try:
-                    await func(*args)
-                finally:
-                    self._scopes.remove(scope)
+            await func(*args)
         finally:
+            if box:
+                self._handles.discard(box.pop())
             self.running -= 1
             if not self.running and self._ended is not None:
                 self._ended.set()
@@ -95,8 +105,15 @@ class ConnectionTasks:
     def cancel(self) -> None:
         """Cancel every task, and any started from now on."""
         self._cancelled = True
-        for scope in self._scopes:
-            scope.cancel()
+        for handle in self._handles:
+            handle.cancel()
+
+    async def wait_ended(self) -> None:
+        """Wait until every task started has ended (no checkpoint if none runs)."""
+        if self.running:
+            if self._ended is None or self._ended.is_set():
+                self._ended = Flag()
+            await self._ended.wait()
 
     # As a task group whose block ends by cancelling it (the transport's):
     # ``async with tasks:`` cancels them all on leaving, and waits for them.
@@ -113,13 +130,6 @@ class ConnectionTasks:
     def cancel_scope(self) -> ConnectionTasks:
         """Itself: ``cancel_scope.cancel()`` cancels the tasks, as for a group."""
         return self
-
-    async def wait_ended(self) -> None:
-        """Wait until every task started has ended (no checkpoint if none runs)."""
-        if self.running:
-            if self._ended is None or self._ended.is_set():
-                self._ended = Flag()
-            await self._ended.wait()
 
 
 class ConnectionServing:
