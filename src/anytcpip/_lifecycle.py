@@ -13,15 +13,16 @@ The task tree of a running object (``async with obj:`` or
             │   ``run``, the first listener's runs in the supervisor itself,
             │   see ``_take_inline``)
             ├── per connection, ``_serve_connection`` (``_serving``; with
-            │   ``run``, a Client's runs in the supervisor itself), whose group
-            │   holds the transport's pump and flusher (``start_receiving``,
-            │   ``start_sending``; no group and no task on the asyncio fast
-            │   path; the flusher only from the first write the kernel did not
-            │   take)
+            │   ``run``, a Client's runs in the supervisor itself)
+            ├── the transport's pump and flusher (``start_receiving``,
+            │   ``start_sending``; a ``ConnectionTasks`` of their own, ended
+            │   after the drain; no task on the asyncio fast path; on trio a
+            │   Client's pump runs in its serving task; the flusher only from
+            │   the first write the kernel did not take)
             └── the connection's own tasks (``ConnectionTasks``: read loop,
-                heartbeats, ``start_connection_soon``), each in a cancel scope
-                that the serving task cancels, and waits for, before the next
-                client is served
+                heartbeats, ``start_connection_soon``), which the serving task
+                cancels (through their anyio task handles), and waits for,
+                before the next client is served
 
 Closing is a request (``_request_close``): mark the connection closed here,
 set ``_close_requested`` and, unless called from the object's own tasks
