@@ -399,3 +399,18 @@ def test_one_shot_done_callbacks_added_removed_and_called_once() -> None:
     shot.add_done_callback(late.append)
     assert late == [shot]
     assert shot.remove_done_callback(late.append) == 0
+
+
+async def test_connection_tasks_count_only_what_started(anyio_backend: Any) -> None:
+    """A task the object's group refuses (it has finished) is not counted as
+    running: waiting for the connection's tasks to end must not hang on it."""
+    from anytcpip._serving import ConnectionTasks
+
+    async with anyio.create_task_group() as finished:
+        pass
+    tasks = ConnectionTasks(finished)
+    with pytest.raises(RuntimeError):
+        tasks.start_soon(anyio.sleep, 0)
+    assert tasks.running == 0
+    with anyio.fail_after(5):
+        await tasks.wait_ended()

@@ -77,10 +77,11 @@ class ConnectionTasks:
         self, func: Callable[..., Awaitable[Any]], *args: Any, name: object = None
     ) -> None:
         """Start ``func(*args)``: as :meth:`anyio.abc.TaskGroup.start_soon`."""
-        self.running += 1
-        # The task learns its handle here, before it first runs.
+        # The task learns its handle here, before it first runs (and is
+        # counted only once started: a group that has finished raises).
         box: list[anyio.TaskHandle[Any]] = []
         handle = self._group.start_soon(self._run, func, args, box, name=name)
+        self.running += 1
         if self._cancelled:
             handle.cancel()
         else:
