@@ -104,7 +104,7 @@ async def test_asyncio_receive_size_follows_the_stream(
 
     async with server_and_client() as (server, client):
         conn = conn_of(client)
-        transport = getattr(conn, "_transport", None)
+        transport: Any = getattr(conn, "_transport", None)
         if not hasattr(type(transport), "max_size"):
             # uvloop and trio: left alone.
             assert not getattr(conn, "_adapt_reads", False)
