@@ -126,6 +126,13 @@ class _Meter:
             rss_growth_rounds=current_rss() - self.result["rss_idle"],
         )
 
+    async def timed_rounds(self, rounds: Awaitable[float]) -> None:
+        """Await ``rounds`` (the timed round trips, returning their time)
+        under :meth:`gc_clock`, then record the figures of the rounds."""
+        with self.gc_clock():
+            elapsed = await rounds
+        self.after_rounds(elapsed)
+
     @contextmanager
     def gc_clock(self) -> Iterator[None]:
         """Count the garbage collector's passes (per generation) and the time
@@ -227,9 +234,7 @@ async def _anytcpip_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
         meter.after_setup(*await _trace(setup, meter.traced))
         servers, clients = box["pairs"]
         await _exercise_anyio(clients, 1, _lib_round_trip)  # one untimed round
-        with meter.gc_clock():
-            elapsed = await _exercise_anyio(clients, meter.k, _lib_round_trip)
-        meter.after_rounds(elapsed)
+        await meter.timed_rounds(_exercise_anyio(clients, meter.k, _lib_round_trip))
         await close_all(clients)
         await close_all(servers)
 
@@ -277,9 +282,7 @@ async def _tcpip_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
     meter.after_setup(*await _trace(setup, meter.traced))
     servers, clients = box["pairs"]
     await exercise(clients, 1)
-    with meter.gc_clock():
-        elapsed = await exercise(clients, meter.k)
-    meter.after_rounds(elapsed)
+    await meter.timed_rounds(exercise(clients, meter.k))
     await close_all(clients)
     await close_all(servers)
 
@@ -345,9 +348,7 @@ async def _anyio_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
         meter.after_setup(*await _trace(setup, meter.traced))
         clients = box["clients"]
         await _exercise_anyio(clients, 1, round_trip)
-        with meter.gc_clock():
-            elapsed = await _exercise_anyio(clients, meter.k, round_trip)
-        meter.after_rounds(elapsed)
+        await meter.timed_rounds(_exercise_anyio(clients, meter.k, round_trip))
         await close_all(clients)
 
 
