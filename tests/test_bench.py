@@ -351,7 +351,10 @@ def test_real_ts_tcpip(workload: str) -> None:
         set_worker_path([])
 
 
-FLEET_IMPLS = [*ANYTCPIP, "anyio-asyncio", "anyio-trio"]
+FLOOR = ["anyio-tasks-asyncio", "anyio-tasks-uvloop", "anyio-tasks-trio"]
+if sys.platform == "win32":  # pragma: no cover
+    FLOOR.remove("anyio-tasks-uvloop")
+FLEET_IMPLS = [*ANYTCPIP, "anyio-asyncio", "anyio-trio", *FLOOR]
 
 
 @pytest.mark.parametrize("impl", FLEET_IMPLS)
@@ -378,6 +381,48 @@ def test_fleet_tracemalloc_reports_allocation_sites() -> None:
 def test_fleet_refuses_raw_asyncio_streams() -> None:
     with pytest.raises(ValueError, match="no fleet"):
         run_fleet("asyncio-streams", 3, TINY)
+
+
+@pytest.mark.parametrize("impl", FLOOR)
+def test_floor_has_the_fleet_only(impl: str) -> None:
+    with pytest.raises(ValueError, match="fleet workload only"):
+        run_workload(impl, "echo", TINY)
+
+
+def test_floor_sits_out_the_two_process_workloads_and_runs_the_fleet(
+    no_ts_tcpip: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.json"
+    status = main(
+        [
+            "--only",
+            "echo,fleet",
+            "--impl",
+            "anytcpip-asyncio,anyio-tasks-asyncio",
+            "--fleet-n",
+            "2,4",
+            "--fleet-rounds",
+            "3",
+            "--rounds",
+            "1",
+            "--quick",
+            "--plain",
+            "--json",
+            str(out),
+        ]
+    )
+    assert status == 0
+    data = json.loads(out.read_text())
+    # The reference (raw asyncio streams here) and anytcpip ran echo; the
+    # floor did not.
+    assert {run["impl"] for run in data["runs"]} == {"asyncio-streams", "anytcpip-asyncio"}
+    assert {(run["impl"], run["n"]) for run in data["fleet"]} == {
+        (impl, n) for impl in ("anytcpip-asyncio", "anyio-tasks-asyncio") for n in (2, 4)
+    }
+    floor = data["fleet_summary"]["impls"]["anyio-tasks-asyncio"]
+    # A reference to compare with, never a target of its own.
+    assert floor["targets"] == []
+    assert floor["per_n"]["4"]["rate"]["median"] > 0
 
 
 def test_fleet_needs_a_fleet_impl(no_ts_tcpip: None) -> None:

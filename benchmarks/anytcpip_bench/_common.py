@@ -225,7 +225,30 @@ IMPLEMENTATIONS: dict[str, tuple[str, str, dict[str, Any], str]] = {
     "anytcpip-trio": ("anytcpip", "trio", {}, "anytcpip on trio"),
     "anyio-asyncio": ("anyio", "asyncio", {}, "raw anyio streams on asyncio"),
     "anyio-trio": ("anyio", "trio", {}, "raw anyio streams on trio"),
+    # Fleet only: the floor of anyio itself for the task structure a
+    # OneClientReadLoopServer and a Client need (see _fleet).
+    "anyio-tasks-asyncio": (
+        "anyio-tasks",
+        "asyncio",
+        {},
+        "raw anyio streams in the tasks of a read-loop server and a client, on asyncio",
+    ),
+    "anyio-tasks-uvloop": (
+        "anyio-tasks",
+        "asyncio",
+        {"use_uvloop": True},
+        "raw anyio streams in the tasks of a read-loop server and a client, on uvloop",
+    ),
+    "anyio-tasks-trio": (
+        "anyio-tasks",
+        "trio",
+        {},
+        "raw anyio streams in the tasks of a read-loop server and a client, on trio",
+    ),
 }
+
+#: Families measured by the fleet only (no two-process workload, no memory check).
+FLEET_ONLY_FAMILIES = ("anyio-tasks",)
 
 #: The implementation every ratio is taken against when ts_tcpip is importable.
 TCPIP_REFERENCE = "tcpip-asyncio"

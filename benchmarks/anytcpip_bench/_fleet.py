@@ -16,6 +16,14 @@ line (see ``_peer``). The ends:
   (``await tg.start(obj.run)``), ts_tcpip's start themselves (``start_task``).
 * raw anyio streams: one listener and one echo task per server,
   ``BufferedByteReceiveStream.receive_until`` + ``send`` at both ends.
+* raw anyio streams in the tasks of a read-loop server and a client
+  (``anyio-tasks-*``, the floor of anyio itself for that shape): per pair, a
+  server task whose accept loop goes on accepting (a second client must be
+  noticed), a serving task per connection that starts the read-loop task and
+  waits for the connection's end, the read-loop task (the same echo), and a
+  client task that holds the connection while the caller reads and writes
+  it. Four anyio tasks per pair, as anytcpip runs on asyncio (on trio it runs
+  a fifth, the server's receive pump). What the library cannot do with less.
 
 Memory: one pair is set up, exercised and closed first, so that what is
 imported or cached on first use is not charged to the fleet; then the RSS is
@@ -335,6 +343,89 @@ async def _anyio_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
         for stream, _ in clients:
             await stream.aclose()
 
+    await _measure_raw(meter, pairs, round_trip, close_all)
+
+
+async def _anyio_tasks_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
+    """Raw anyio streams, in the four tasks per pair a ``OneClientReadLoopServer``
+    and a ``Client`` have (see the module's docstring)."""
+    import anyio
+    from anyio.abc import SocketAttribute
+    from anyio.streams.buffered import BufferedByteReceiveStream
+
+    limit = 1 << 16
+
+    async def read_loop(stream: Any, ended: Any) -> None:
+        buffered = BufferedByteReceiveStream(stream)
+        try:
+            while True:
+                line = await buffered.receive_until(TERMINATOR, limit)
+                await stream.send(line + TERMINATOR)
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+            pass
+        finally:
+            ended.set()
+
+    async def serving(tg: Any, stream: Any) -> None:
+        ended = anyio.Event()
+        async with stream:
+            tg.start_soon(read_loop, stream, ended)
+            await ended.wait()
+
+    async def serve(
+        tg: Any, listener: Any, *, task_status: Any = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        # Cancelled (its scope, handed back) when the pair is closed.
+        with anyio.CancelScope() as scope:
+            async with listener:
+                task_status.started(scope)
+                while True:
+                    tg.start_soon(serving, tg, await listener.accept())
+
+    async def hold(port: int, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        stream = await anyio.connect_tcp(HOST, port)
+        closed = anyio.Event()
+        async with stream:
+            task_status.started((stream, BufferedByteReceiveStream(stream), closed))
+            await closed.wait()
+
+    async def pairs(tg: Any, count: int) -> list[Any]:
+        clients = []
+        for _ in range(count):
+            multi = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
+            port = multi.extra(SocketAttribute.local_port)
+            accepting = await tg.start(serve, tg, multi.listeners[0])
+            stream, buffered, closed = await tg.start(hold, port)
+            clients.append((stream, buffered, closed, accepting))
+        return clients
+
+    async def round_trip(cli: Any, index: int, k: int) -> None:
+        stream, buffered, _, _ = cli
+        line = _line(index, k).encode()
+        await stream.send(line + TERMINATOR)
+        reply = await buffered.receive_until(TERMINATOR, limit)
+        if reply != line:
+            raise ValidationError(f"fleet: client {index} sent {line!r}, got {reply!r}")
+
+    async def close_all(clients: list[Any]) -> None:
+        for _, _, closed, accepting in clients:
+            closed.set()
+            accepting.cancel()
+
+    await _measure_raw(meter, pairs, round_trip, close_all)
+
+
+async def _measure_raw(
+    meter: _Meter,
+    pairs: Callable[[Any, int], Awaitable[list[Any]]],
+    round_trip: Callable[[Any, int, int], Awaitable[None]],
+    close_all: Callable[[list[Any]], Awaitable[None]],
+) -> None:
+    """The raw anyio fleets' measurement: one pair set up, exercised and
+    closed (warm-up), then the N pairs timed and measured; then every task
+    the pairs left running is cancelled."""
+    import anyio
+
     async with anyio.create_task_group() as tg:
         clients = await pairs(tg, 1)
         await _exercise_anyio(clients, 1, round_trip)
@@ -374,7 +465,11 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     else:
         import anyio
 
-        fleets = {"anytcpip": _anytcpip_fleet, "anyio": _anyio_fleet}
+        fleets = {
+            "anytcpip": _anytcpip_fleet,
+            "anyio": _anyio_fleet,
+            "anyio-tasks": _anyio_tasks_fleet,
+        }
         if family not in fleets:
             raise ValueError(f"no fleet for {impl!r}")
         anyio.run(fleets[family], cfg, meter, backend=backend, backend_options=options)
