@@ -23,7 +23,7 @@ line (see ``_peer``). The ends:
   waits for the connection's end, the read-loop task (the same echo), and a
   client task that holds the connection while the caller reads and writes
   it. Four anyio tasks per pair, as anytcpip runs on asyncio (on trio it runs
-  a fifth, the server's receive pump). What the library cannot do with less.
+  a fifth, the server's receive pump): the fewest the semantics allow.
 
 Memory: one pair is set up, exercised and closed first, so that what is
 imported or cached on first use is not charged to the fleet; then the RSS is
@@ -422,8 +422,8 @@ async def _measure_raw(
     close_all: Callable[[list[Any]], Awaitable[None]],
 ) -> None:
     """The raw anyio fleets' measurement: one pair set up, exercised and
-    closed (warm-up), then the N pairs timed and measured; then every task
-    the pairs left running is cancelled."""
+    closed (warm-up), then the N pairs set up and measured, and closed
+    (``close_all`` ends every task they run)."""
     import anyio
 
     async with anyio.create_task_group() as tg:
