@@ -367,6 +367,8 @@ def test_fleet(impl: str) -> None:
     assert run["elapsed"] > 0
     assert run["rss_idle"] > 0
     assert isinstance(run["rss_per_pair"], float)
+    # Every pair holds sockets, streams and tasks the collector tracks.
+    assert run["objects_per_pair"] > 10
     if sys.platform != "win32":
         assert run["fd_limit"] >= 1024
 

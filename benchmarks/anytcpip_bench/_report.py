@@ -104,9 +104,15 @@ def describe_fleet(run: dict[str, Any]) -> str:
     """One progress line for one fleet run."""
     return (
         f"fleet N={run['n']:<5} {run['impl']:<16} rt/s {_fmt(run['rate'], 'rate'):<7} "
-        f"setup {run['setup_s']:.2f} s, {run['rss_per_pair'] / 1024:.1f} KiB/pair, "
+        f"setup {run['setup_s']:.2f} s, {run['rss_per_pair'] / 1024:.1f} KiB/pair{_objects(run)}, "
         f"GC {_gc_share(run)} ({run['wall']:.1f} s)"
     )
+
+
+def _objects(run: dict[str, Any]) -> str:
+    """`` N objects/pair`` (tracked by the collector), if the run counted them."""
+    count = run.get("objects_per_pair")
+    return "" if count is None else f" {count:.0f} objects/pair"
 
 
 def _gc_share(run: dict[str, Any]) -> str:
@@ -238,6 +244,9 @@ def summarize_fleet(results: Results) -> dict[str, Any]:
             if shares:
                 # The garbage collector's share of the timed rounds.
                 entry["gc_share"] = _spread(shares)
+            objects = [run["objects_per_pair"] for run in mine if "objects_per_pair" in run]
+            if objects:
+                entry["objects_per_pair"] = _spread(objects)
             others = {FLEET_TARGETS.get(impl, ("", 0.0))[0]} | ({reference} if reference else set())
             for other in sorted(others - {""}):
                 ratios = [
@@ -474,6 +483,8 @@ def _fleet_tables(results: Results) -> list[Table]:
         ]
         row += [f"{per_n[big]['setup_s']['median']:.2f}" if big in per_n else "-"]
         row += [f"{per_n[big]['rss_per_pair']['median'] / 1024:.1f}" if big in per_n else "-"]
+        objects = per_n.get(big, {}).get("objects_per_pair")
+        row += [f"{objects['median']:.0f}" if objects else "-"]
         share = per_n.get(big, {}).get("gc_share")
         row += [f"{share['median']:.0%}" if share else "-"]
         rows.append(row)
@@ -497,6 +508,7 @@ def _fleet_tables(results: Results) -> list[Table]:
                 *[f"rt/s N={n}" for n in sizes],
                 f"setup s N={big}",
                 f"RSS KiB/pair N={big}",
+                f"objects/pair N={big}",
                 f"GC share N={big}",
             ],
             rows,

@@ -490,7 +490,10 @@ def run_fleet(
 
     Returns ``rate`` (round trips per second over all clients), ``setup_s``
     (time to set up the ``n`` pairs), ``rss_per_pair`` (bytes of RSS per idle
-    connected pair) and ``rss_growth_rounds`` (RSS growth while exercising).
+    connected pair), ``objects_per_pair`` (objects the garbage collector
+    tracks, per idle connected pair), ``gc_s`` and ``gc_passes`` (the
+    collector's time and passes per generation in the timed rounds) and
+    ``rss_growth_rounds`` (RSS growth while exercising).
     ``tracemalloc`` > 0 adds the top allocation sites of the setup.
     """
     if IMPLEMENTATIONS[impl][0] not in FLEET_FAMILIES:
