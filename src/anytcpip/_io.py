@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
+from ._buffer import SeparatorRead
 from ._connection import Connection
 from ._exceptions import LimitOverrunError
 from ._framing import check_read_terminator, decode_json, not_bytes, not_structure
@@ -30,7 +31,7 @@ class ReadWriteAPI:
     _discards: DiscardCount | None = None
     # The last separator read's (buffer, sep, keep, raise_at_eof, take, at_eof):
     # made once, not per read (a parked read holds no closures; see _buffer).
-    _takers: tuple[Any, ...] | None = None
+    _takers: SeparatorRead | None = None
 
     # ------------------------------------------------------------- reading
 
@@ -187,16 +188,9 @@ class ReadWriteAPI:
         (the read itself: no coroutine layer of its own)."""
         takers = self._takers
         buffer = conn.buffer
-        if (
-            takers is None
-            or takers[0] is not buffer
-            or takers[1] is not sep
-            or takers[2] is not keep
-            or takers[3] is not raise_at_eof
-        ):
-            take, at_eof = buffer.separator_takers(sep, keep, raise_at_eof)
-            takers = self._takers = (buffer, sep, keep, raise_at_eof, take, at_eof)
-        return conn.read(takers[4], takers[5])
+        if takers is None or not takers.matches(buffer, sep, keep, raise_at_eof):
+            takers = self._takers = SeparatorRead(buffer, sep, keep, raise_at_eof)
+        return conn.read(takers.take, takers.at_eof)
 
     async def _oversized(
         self,
