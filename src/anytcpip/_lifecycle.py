@@ -79,10 +79,13 @@ class Lifecycle(ObjectTasks, ConnectionServing, anyio.AsyncContextManagerMixin, 
     _disconnect_reason: DisconnectReason | None
 
     def _init_lifecycle(self) -> None:
+        # Made once and shared by the object's OneShots (a bound method is
+        # one more object for the garbage collector each time it is made).
+        self._started_probe = self._is_started
         #: Done once connected (client) or listening (server).
-        self.start_task = OneShot("start_task", self._is_started)
+        self.start_task = OneShot("start_task", self._started_probe)
         #: Done once closed.
-        self.done_task = OneShot("done_task", self._is_started, self.log)
+        self.done_task = OneShot("done_task", self._started_probe, self.log)
         self._started = False
         self._closing = False
         self._close_requested: Flag | None = None

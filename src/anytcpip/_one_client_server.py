@@ -166,7 +166,7 @@ class OneClientServer(BaseClientOrServer):
         self._requested_port = port or 0
         self.port = 0
         self.bound_addresses: list[tuple[str, int]] = []
-        self.connected_task = OneShot("connected_task", self._is_started, self.log)
+        self.connected_task = OneShot("connected_task", self._started_probe, self.log)
         self._listen_kwargs: dict[str, Any] = listen_kwargs
         self._listeners: list[anyio.abc.SocketListener] = []
         # One decision at a time about a new client, whichever listener
@@ -341,7 +341,7 @@ class OneClientServer(BaseClientOrServer):
         self.connected_task.set()
 
     def _on_disconnected(self) -> None:
-        self.connected_task = OneShot("connected_task", self._is_started, self.log)
+        self.connected_task = OneShot("connected_task", self._started_probe, self.log)
 
     async def basic_close_client(self) -> None:
         """Close the connected client, if any, without touching
