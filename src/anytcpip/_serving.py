@@ -66,8 +66,9 @@ class ConnectionTasks:
 
     def __init__(self, group: anyio.abc.TaskGroup) -> None:
         self._group = group
-        # Of the tasks that have not ended.
-        self._handles: set[anyio.TaskHandle[Any]] = set()
+        # Of the tasks that have not ended; made with the first task (a
+        # client's connection on asyncio has none).
+        self._handles: set[anyio.TaskHandle[Any]] | None = None
         self._cancelled = False
         #: How many were started and have not ended.
         self.running = 0
@@ -86,7 +87,10 @@ class ConnectionTasks:
             handle.cancel()
         else:
             box.append(handle)
-            self._handles.add(handle)
+            handles = self._handles
+            if handles is None:
+                handles = self._handles = set()
+            handles.add(handle)
 
     async def _run(
         self,
@@ -97,7 +101,7 @@ class ConnectionTasks:
         try:
             await func(*args)
         finally:
-            if box:
+            if box and self._handles is not None:
                 self._handles.discard(box.pop())
             self.running -= 1
             if not self.running and self._ended is not None:
@@ -106,8 +110,9 @@ class ConnectionTasks:
     def cancel(self) -> None:
         """Cancel every task, and any started from now on."""
         self._cancelled = True
-        for handle in self._handles:
-            handle.cancel()
+        if self._handles is not None:
+            for handle in self._handles:
+                handle.cancel()
 
     async def wait_ended(self) -> None:
         """Wait until every task started has ended (no checkpoint if none runs)."""
