@@ -365,21 +365,6 @@ class SeparatorRead:
         #: ``at_eof(waited)``: at end-of-stream, the rest, or raise.
         self.at_eof: Callable[[bool], bytes] = self._at_eof
 
-    def matches(
-        self,
-        buffer: ReceiveBuffer,
-        sep: bytes | tuple[bytes, ...],
-        keep_sep: bool,
-        raise_at_eof: bool,
-    ) -> bool:
-        """Whether this is the read of ``buffer`` with these arguments."""
-        return (
-            self.buffer is buffer
-            and self.sep is sep
-            and self.keep_sep is keep_sep
-            and self.raise_at_eof is raise_at_eof
-        )
-
     def _take_one(self) -> bytes | None:
         return self.buffer.take_until(self.sep, self.keep_sep)  # type: ignore[arg-type]
 

@@ -188,7 +188,13 @@ class ReadWriteAPI:
         (the read itself: no coroutine layer of its own)."""
         takers = self._takers
         buffer = conn.buffer
-        if takers is None or not takers.matches(buffer, sep, keep, raise_at_eof):
+        if (
+            takers is None
+            or takers.buffer is not buffer
+            or takers.sep is not sep
+            or takers.keep_sep is not keep
+            or takers.raise_at_eof is not raise_at_eof
+        ):
             takers = self._takers = SeparatorRead(buffer, sep, keep, raise_at_eof)
         return conn.read(takers.take, takers.at_eof)
 
