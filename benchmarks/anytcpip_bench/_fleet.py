@@ -310,20 +310,21 @@ async def _tcpip_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
 
 # ------------------------------------------------------ raw anyio streams
 
+#: The raw fleets' longest line (BufferedByteReceiveStream.receive_until).
+_RAW_LIMIT = 1 << 16
+
 
 async def _anyio_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
     import anyio
     from anyio.abc import SocketAttribute
     from anyio.streams.buffered import BufferedByteReceiveStream
 
-    limit = 1 << 16
-
     async def echo(stream: Any) -> None:
         buffered = BufferedByteReceiveStream(stream)
         async with stream:
             try:
                 while True:
-                    line = await buffered.receive_until(TERMINATOR, limit)
+                    line = await buffered.receive_until(TERMINATOR, _RAW_LIMIT)
                     await stream.send(line + TERMINATOR)
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
                 pass
@@ -345,12 +346,7 @@ async def _anyio_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
         return clients
 
     async def round_trip(cli: Any, index: int, k: int) -> None:
-        stream, buffered = cli
-        line = _line(index, k).encode()
-        await stream.send(line + TERMINATOR)
-        reply = await buffered.receive_until(TERMINATOR, limit)
-        if reply != line:
-            raise ValidationError(f"fleet: client {index} sent {line!r}, got {reply!r}")
+        await _raw_round_trip(cli[0], cli[1], index, k)
 
     async def close_all(clients: list[Any]) -> None:
         for stream, _ in clients:
@@ -366,13 +362,11 @@ async def _anyio_tasks_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
     from anyio.abc import SocketAttribute
     from anyio.streams.buffered import BufferedByteReceiveStream
 
-    limit = 1 << 16
-
     async def read_loop(stream: Any, ended: Any) -> None:
         buffered = BufferedByteReceiveStream(stream)
         try:
             while True:
-                line = await buffered.receive_until(TERMINATOR, limit)
+                line = await buffered.receive_until(TERMINATOR, _RAW_LIMIT)
                 await stream.send(line + TERMINATOR)
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
             pass
@@ -413,12 +407,7 @@ async def _anyio_tasks_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
         return clients
 
     async def round_trip(cli: Any, index: int, k: int) -> None:
-        stream, buffered, _, _ = cli
-        line = _line(index, k).encode()
-        await stream.send(line + TERMINATOR)
-        reply = await buffered.receive_until(TERMINATOR, limit)
-        if reply != line:
-            raise ValidationError(f"fleet: client {index} sent {line!r}, got {reply!r}")
+        await _raw_round_trip(cli[0], cli[1], index, k)
 
     async def close_all(clients: list[Any]) -> None:
         for _, _, closed, accepting in clients:
@@ -426,6 +415,15 @@ async def _anyio_tasks_fleet(cfg: dict[str, Any], meter: _Meter) -> None:
             accepting.cancel()
 
     await _measure_raw(meter, pairs, round_trip, close_all)
+
+
+async def _raw_round_trip(stream: Any, buffered: Any, index: int, k: int) -> None:
+    """One round trip of a raw anyio fleet's client: send a line, check its echo."""
+    line = _line(index, k).encode()
+    await stream.send(line + TERMINATOR)
+    reply = await buffered.receive_until(TERMINATOR, _RAW_LIMIT)
+    if reply != line:
+        raise ValidationError(f"fleet: client {index} sent {line!r}, got {reply!r}")
 
 
 async def _measure_raw(
