@@ -54,6 +54,9 @@ async def test_client_start_returns_after_the_connect_callback(log: logging.Logg
             starting.set()
 
         tg.start_soon(start_client)
+        # The connect itself can be pending in the OS while every task is
+        # blocked, so wait for the callback, then for start() to settle.
+        await callback.entered.wait()
         await anyio.wait_all_tasks_blocked()
         assert callback.seen == [True]
         assert not starting.is_set()
